@@ -1,0 +1,269 @@
+"""Every setting of nmt-preln: one typed dataclass field, one name, one default.
+
+The YAML files under ``conf/`` only hold values that differ between options; the types and
+defaults live here and are registered as Hydra structured configs by :func:`register_configs`.
+Library code receives these dataclasses (never a ``DictConfig``), so it runs without Hydra.
+The argparse front ends of ``nmt-preprocess`` and ``nmt-generate`` are generated from
+:class:`PreprocessConfig` and :class:`GenerateConfig` by :mod:`nmt_preln.flags`.
+
+Field metadata ``help`` is the one-line help text shown by those front ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from omegaconf import MISSING
+
+
+def _help(text: str, **extra: Any) -> dict[str, Any]:
+    return {"help": text, **extra}
+
+
+class NormPosition(str, Enum):
+    """Where the LayerNorm sits relative to each residual connection (Xiong et al., 2020)."""
+
+    pre = "pre"  # x + f(LN(x)), plus a final LN on encoder and decoder outputs
+    post = "post"  # LN(x + f(x)), as in Vaswani et al. (2017)
+
+
+class Activation(str, Enum):
+    relu = "relu"
+    gelu = "gelu"
+
+
+class InitMethod(str, Enum):
+    """Initialization of the projection weights (embeddings are always N(0, d_model^-0.5))."""
+
+    xavier_uniform = "xavier_uniform"  # fairseq's default, used in the paper's analysis
+    xavier_normal = "xavier_normal"
+
+
+@dataclass
+class ModelConfig:
+    """An encoder-decoder Transformer; the defaults are fairseq's ``transformer_iwslt_de_en``."""
+
+    name: str = "transformer_iwslt_de_en"
+    norm_position: NormPosition = NormPosition.pre
+    encoder_layers: int = 6
+    decoder_layers: int = 6
+    d_model: int = 512
+    ffn_dim: int = 1024
+    num_heads: int = 4
+    dropout: float = 0.3
+    attention_dropout: float = 0.0
+    activation_dropout: float = 0.0
+    activation: Activation = Activation.relu
+    learned_positions: bool = False
+    max_positions: int = 1024
+    share_decoder_input_output_embed: bool = True
+    share_all_embeddings: bool = False  # requires a joined dictionary
+    init: InitMethod = InitMethod.xavier_uniform
+
+
+class Optimizer(str, Enum):
+    adam = "adam"
+    adamw = "adamw"
+    radam = "radam"
+    sgd = "sgd"
+
+
+@dataclass
+class OptimConfig:
+    name: Optimizer = Optimizer.adam
+    lr: float = 5e-4  # peak learning rate (lr_max in the paper)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    momentum: float = 0.0  # SGD only
+    clip_norm: float = 0.0  # 0 disables gradient clipping
+    fused: bool = True  # use torch's fused kernels where the device supports them
+
+
+class ScheduleName(str, Enum):
+    inverse_sqrt = "inverse_sqrt"  # linear warm-up, then lr * sqrt(warmup / step)
+    constant = "constant"  # optional linear warm-up, then constant
+    step_decay = "step_decay"  # constant, times decay_factor from decay_epoch on (paper, IWSLT)
+    step_inverse_sqrt = "step_inverse_sqrt"  # constant, then inverse sqrt from decay_epoch (paper, WMT)
+    linear = "linear"  # warm-up, then linear decay to min_lr at total_updates
+    cosine = "cosine"  # warm-up, then cosine decay to min_lr at total_updates
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate schedule; see :mod:`nmt_preln.train.schedule` for the formulas."""
+
+    name: ScheduleName = ScheduleName.inverse_sqrt
+    warmup_updates: int = 4000  # 0 means no warm-up at all (the Pre-LN setting)
+    warmup_init_lr: float = 1e-7
+    min_lr: float = 0.0
+    decay_epoch: int = 8
+    decay_factor: float = 0.1
+    total_updates: int = 0  # for linear/cosine; 0 means train.max_update
+
+
+@dataclass
+class DataConfig:
+    path: str = MISSING  # a directory written by nmt-preprocess
+    source_lang: str | None = None  # None: read from the directory's manifest
+    target_lang: str | None = None
+    train_subset: str = "train"
+    valid_subset: str = "valid"
+    max_tokens: int = 4096  # per batch and per GPU, source or target side, padding included
+    batch_size: int = 0  # maximum sentences per batch; 0 means no limit beyond max_tokens
+    max_source_positions: int = 1024
+    max_target_positions: int = 1024
+    num_workers: int = 1  # background batch-loading threads; 0 loads in the training loop
+
+
+class Device(str, Enum):
+    auto = "auto"  # cuda when available, else cpu
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"  # autocast to bfloat16, fp32 master weights, no loss scaling
+    fp16 = "fp16"  # autocast to float16 with dynamic loss scaling
+
+
+@dataclass
+class HardwareConfig:
+    device: Device = Device.auto
+    precision: Precision = Precision.fp32
+    compile: bool = False  # torch.compile the model
+    num_threads: int = 0  # intra-op CPU threads; 0 keeps torch's default
+    fp16_init_scale: float = 128.0
+    fp16_scale_window: int = 2000  # updates without overflow before the loss scale doubles
+    min_loss_scale: float = 1e-4  # stop with an error when the fp16 loss scale falls below this
+
+
+@dataclass
+class CheckpointConfig:
+    save_dir: str = "checkpoints"
+    save_interval: int = 1  # epochs between checkpoint_<epoch>.pt files
+    save_interval_updates: int = 0  # 0 disables checkpoint_<epoch>_<update>.pt files
+    keep_last_epochs: int = -1  # -1 keeps all
+    keep_interval_updates: int = -1
+    resume: bool = True  # continue from save_dir/checkpoint_last.pt when it exists
+    restore_file: str | None = None  # start from this checkpoint instead
+    best_metric: str = "loss"  # "loss" (lower is better) or "bleu" (higher is better)
+
+
+@dataclass
+class TrainConfig:
+    """The primary config of ``nmt-train``; ``arch`` is chosen with ``+arch=...``."""
+
+    arch: ModelConfig = MISSING
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    label_smoothing: float = 0.1
+    update_freq: int = 1  # gradient accumulation: batches per optimizer update
+    max_epoch: int = 0  # 0 means no limit
+    max_update: int = 0  # 0 means no limit
+    patience: int = -1  # stop after this many validations without improvement; -1 never
+    validate_interval: int = 1  # epochs
+    validate_interval_updates: int = 0  # 0 disables mid-epoch validation
+    validate_bleu: bool = False  # also decode the valid set greedily and report BLEU
+    log_interval: int = 100  # updates between log lines
+    tensorboard_dir: str | None = None  # None: <save_dir>/tensorboard
+    log_layer_grad_norms: bool = True  # per-layer FFN/attention gradient norms in TensorBoard
+    progress_bar: bool = True  # a tqdm-like bar on a terminal; plain log lines otherwise
+    seed: int = 1
+
+
+class Segmentation(str, Enum):
+    sentencepiece = "sentencepiece"  # learn or reuse a SentencePiece model
+    none = "none"  # the text is already segmented (e.g. fairseq's IWSLT14 "@@ " BPE)
+
+
+class SpmModelType(str, Enum):
+    bpe = "bpe"
+    unigram = "unigram"
+
+
+@dataclass
+class PreprocessConfig:
+    """``nmt-preprocess``; flag names follow fairseq-preprocess (``--source-lang`` ...)."""
+
+    source_lang: str = field(default=MISSING, metadata=_help("source language suffix, e.g. de"))
+    target_lang: str = field(default=MISSING, metadata=_help("target language suffix, e.g. en"))
+    trainpref: str | None = field(default=None, metadata=_help("train file prefix (PREFIX.LANG)"))
+    validpref: str | None = field(default=None, metadata=_help("comma-separated valid prefixes"))
+    testpref: str | None = field(default=None, metadata=_help("comma-separated test prefixes"))
+    destdir: str = field(default="data-bin", metadata=_help("output directory"))
+    joined_dictionary: bool = field(default=False, metadata=_help("one dictionary for both"))
+    srcdict: str | None = field(default=None, metadata=_help("reuse this source dictionary"))
+    tgtdict: str | None = field(default=None, metadata=_help("reuse this target dictionary"))
+    nwordssrc: int = field(default=-1, metadata=_help("source dictionary size limit, -1 none"))
+    nwordstgt: int = field(default=-1, metadata=_help("target dictionary size limit, -1 none"))
+    thresholdsrc: int = field(default=0, metadata=_help("drop source words seen <= N times"))
+    thresholdtgt: int = field(default=0, metadata=_help("drop target words seen <= N times"))
+    workers: int = field(default=1, metadata=_help("worker processes"))
+    segmentation: Segmentation = field(
+        default=Segmentation.sentencepiece, metadata=_help("sentencepiece or none (pre-segmented)")
+    )
+    spm_model: str | None = field(default=None, metadata=_help("reuse this SentencePiece model"))
+    spm_vocab_size: int = field(default=8000, metadata=_help("SentencePiece vocabulary size"))
+    spm_model_type: SpmModelType = field(default=SpmModelType.bpe, metadata=_help("bpe or unigram"))
+    spm_character_coverage: float = field(default=1.0, metadata=_help("SentencePiece coverage"))
+    spm_separate: bool = field(default=False, metadata=_help("one SentencePiece model per language"))
+    min_len: int = field(default=1, metadata=_help("drop train pairs with a side shorter (tokens)"))
+    max_len: int = field(default=250, metadata=_help("drop train pairs with a side longer (tokens)"))
+    max_len_ratio: float = field(default=0.0, metadata=_help("drop train pairs past this ratio, 0 off"))
+    overwrite: bool = field(default=False, metadata=_help("replace an existing different dataset"))
+
+
+class OutputFormat(str, Enum):
+    fairseq = "fairseq"  # S-/T-/H-/D-/P- lines, scores in base 2
+    plain = "plain"  # one detokenized translation per input line, in input order
+
+
+@dataclass
+class GenerateConfig:
+    """``nmt-generate``; flag names follow fairseq-generate and fairseq-interactive."""
+
+    data: str = field(default=MISSING, metadata=_help("data directory written by nmt-preprocess"))
+    path: str = field(default=MISSING, metadata=_help("checkpoint(s), colon-separated = ensemble"))
+    gen_subset: str = field(default="test", metadata=_help("binarized split to translate"))
+    input: str | None = field(default=None, metadata=_help("raw text file, or - for stdin"))
+    source_lang: str | None = field(default=None, metadata=_help("default: from the data dir"))
+    target_lang: str | None = field(default=None, metadata=_help("default: from the data dir"))
+    beam: int = field(default=5, metadata=_help("beam size; 1 is greedy"))
+    nbest: int = field(default=1, metadata=_help("hypotheses to print per sentence"))
+    lenpen: float = field(default=1.0, metadata=_help("length penalty: score / length^lenpen"))
+    max_len_a: float = field(default=0.0, metadata=_help("max length = a * src_len + b"))
+    max_len_b: int = field(default=200, metadata=_help("max length = a * src_len + b"))
+    min_len: int = field(default=1, metadata=_help("minimum target length"))
+    unkpen: float = field(default=0.0, metadata=_help("penalty subtracted from <unk> scores"))
+    no_repeat_ngram_size: int = field(default=0, metadata=_help("block repeated n-grams, 0 off"))
+    batch_size: int = field(default=128, metadata=_help("maximum sentences per batch"))
+    max_tokens: int = field(default=0, metadata=_help("maximum source tokens per batch, 0 off"))
+    buffer_size: int = field(default=256, metadata=_help("stdin lines translated per chunk"))
+    sampling: bool = field(default=False, metadata=_help("sample instead of beam search"))
+    sampling_topk: int = field(default=-1, metadata=_help("sample from the k best, -1 off"))
+    sampling_topp: float = field(default=-1.0, metadata=_help("nucleus sampling mass, -1 off"))
+    temperature: float = field(default=1.0, metadata=_help("sampling temperature"))
+    output_format: OutputFormat = field(
+        default=OutputFormat.fairseq, metadata=_help("fairseq lines or plain translations")
+    )
+    results_path: str | None = field(default=None, metadata=_help("write output to this dir"))
+    quiet: bool = field(default=False, metadata=_help("print only the scores"))
+    device: Device = field(default=Device.auto, metadata=_help("auto, cpu or cuda"))
+    precision: Precision = field(default=Precision.fp32, metadata=_help("fp32, bf16 or fp16"))
+    seed: int = field(default=1, metadata=_help("random seed (sampling)"))
+
+
+def register_configs() -> None:
+    """Register the dataclasses with Hydra's ConfigStore (called by the CLI, not the library)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    # The primary schema types every group's key, so the YAML options need no schema of their own.
+    store.store(name="train_schema", node=TrainConfig)
