@@ -267,3 +267,5 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     # The primary schema types every group's key, so the YAML options need no schema of their own.
     store.store(name="train_schema", node=TrainConfig)
+    store.store(name="preprocess_schema", node=PreprocessConfig)
+    store.store(name="generate_schema", node=GenerateConfig)

@@ -1,0 +1,51 @@
+"""``nmt-train``: compose the config from Hydra overrides, then train.
+
+nmt-train +arch=preln data.path=data-bin/toy schedule=no_warmup optim.lr=5e-4
+nmt-train +arch=postln data.path=... --cfg job      # print the composed config and exit
+torchrun --nproc-per-node 8 -m nmt_preln.cli.train +arch=preln_base hardware=gpu ...
+"""
+
+from __future__ import annotations
+
+import sys
+
+from omegaconf import OmegaConf
+
+from nmt_preln.compose import compose_config, compose_train_config, group_options
+from nmt_preln.errors import UserError
+
+USAGE = """usage: nmt-train +arch=NAME data.path=DIR [KEY=VALUE ...] [--cfg job]
+
+Hydra overrides: +arch=NAME (required), data=, optim=, schedule=, hardware=, +experiment=, and any
+key of the composed config (e.g. optim.lr=1e-3 schedule.warmup_updates=0 checkpoint.save_dir=ckpt).
+--cfg job prints the composed config and exits. Options of each group:
+"""
+
+
+def _usage() -> str:
+    groups = ("arch", "data", "optim", "schedule", "hardware", "experiment")
+    return USAGE + "".join(f"  {g}: {', '.join(group_options(g))}\n" for g in groups)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in args or "--help" in args:
+        print(_usage(), end="")
+        return
+    show_cfg = args[-2:] == ["--cfg", "job"]
+    overrides = args[:-2] if show_cfg else args
+    try:
+        if show_cfg:
+            print(OmegaConf.to_yaml(compose_config("train", overrides)), end="")
+            return
+        cfg, _ = compose_train_config(overrides)
+        from nmt_preln.train.trainer import train  # torch is imported only once the config is valid
+
+        train(cfg)
+    except UserError as err:
+        print(f"nmt-train: error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

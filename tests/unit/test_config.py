@@ -1,0 +1,135 @@
+"""Every shipped config composes; bad overrides fail before any work with one line."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from nmt_preln.compose import compose_config, compose_train_config, group_options, to_dataclass
+from nmt_preln.config import (
+    GenerateConfig,
+    NormPosition,
+    PreprocessConfig,
+    ScheduleName,
+    TrainConfig,
+)
+from nmt_preln.errors import UserError
+from nmt_preln.flags import build_parser, parse_config
+
+BASE = ["+arch=preln", "data.path=some/dir"]
+
+
+@pytest.mark.parametrize("arch", group_options("arch"))
+def test_every_arch_composes(arch: str) -> None:
+    cfg, _ = compose_train_config([f"+arch={arch}", "data.path=d"])
+    assert isinstance(cfg, TrainConfig)
+    expected = NormPosition.post if arch.startswith("postln") else NormPosition.pre
+    assert cfg.arch.norm_position is expected
+    assert cfg.arch.d_model % cfg.arch.num_heads == 0
+
+
+@pytest.mark.parametrize(
+    "group,option",
+    [(g, o) for g in ("data", "optim", "schedule", "hardware") for o in group_options(g)],
+)
+def test_every_group_option_composes(group: str, option: str) -> None:
+    cfg, _ = compose_train_config([*BASE, f"{group}={option}"])
+    assert isinstance(cfg, TrainConfig)
+
+
+@pytest.mark.parametrize("experiment", group_options("experiment"))
+def test_every_experiment_composes(experiment: str) -> None:
+    cfg, _ = compose_train_config([f"+experiment={experiment}", "data.path=d"])
+    assert isinstance(cfg, TrainConfig)
+
+
+@pytest.mark.parametrize(
+    "name,cls,required",
+    [
+        ("preprocess", PreprocessConfig, {"source_lang": "de", "target_lang": "en"}),
+        ("generate", GenerateConfig, {"data": "d", "path": "m.pt"}),
+    ],
+)
+def test_primary_configs_of_other_commands_compose(name: str, cls: type, required: dict) -> None:
+    cfg = compose_config(name, [])
+    for key, value in required.items():
+        cfg[key] = value
+    assert isinstance(to_dataclass(cfg), cls)
+
+
+def test_postln_differs_from_preln_only_in_norm_position() -> None:
+    pre, _ = compose_train_config(["+arch=preln", "data.path=d"])
+    post, _ = compose_train_config(["+arch=postln", "data.path=d"])
+    assert dataclasses.replace(post.arch, norm_position=NormPosition.pre) == pre.arch
+
+
+def test_iwslt_preset_has_fairseq_numbers() -> None:
+    cfg, _ = compose_train_config(["+arch=preln", "data.path=d"])
+    a = cfg.arch
+    assert (a.encoder_layers, a.decoder_layers, a.d_model, a.ffn_dim, a.num_heads) == (
+        6,
+        6,
+        512,
+        1024,
+        4,
+    )
+    base, _ = compose_train_config(["+arch=postln_base", "data.path=d"])
+    assert (base.arch.ffn_dim, base.arch.num_heads) == (2048, 8)
+    big, _ = compose_train_config(["+arch=preln_big", "data.path=d"])
+    assert (big.arch.d_model, big.arch.ffn_dim, big.arch.num_heads) == (1024, 4096, 16)
+
+
+def test_overrides_reach_the_dataclass() -> None:
+    cfg, _ = compose_train_config([*BASE, "optim.lr=1e-3", "schedule=no_warmup", "max_update=7"])
+    assert cfg.optim.lr == pytest.approx(1e-3)
+    assert cfg.schedule.name is ScheduleName.inverse_sqrt and cfg.schedule.warmup_updates == 0
+    assert cfg.max_update == 7
+
+
+def test_missing_arch_lists_the_choices() -> None:
+    with pytest.raises(UserError) as info:
+        compose_train_config(["data.path=d"])
+    message = str(info.value)
+    assert "\n" not in message
+    for option in ("preln", "postln", "preln_base", "postln_big", "preln_tiny"):
+        assert option in message
+
+
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("foo=1", "foo"),
+        ("optim.lr=abc", "optim.lr"),
+        ("arch.norm_position=middle", "middle"),
+        ("optim.name=lamb", "lamb"),
+        ("data.max_tokens=1.5", "data.max_tokens"),
+        ("schedule=nonexistent", "nonexistent"),
+        ("optim.lr=1e-3)", "optim.lr"),
+        ("hardware.precision=fp8", "fp8"),
+    ],
+)
+def test_bad_overrides_fail_with_one_line(override: str, needle: str) -> None:
+    with pytest.raises(UserError) as info:
+        compose_train_config([*BASE, override])
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_data_path_is_reported() -> None:
+    with pytest.raises(UserError, match=r"data\.path"):
+        compose_train_config(["+arch=preln"])
+
+
+def test_flags_follow_fairseq_spelling_and_round_trip() -> None:
+    flags = build_parser(PreprocessConfig, prog="p", description="")._option_string_actions
+    for flag in ("--source-lang", "--trainpref", "--joined-dictionary", "--nwordssrc", "--workers"):
+        assert flag in flags
+    cfg = parse_config(
+        GenerateConfig,
+        ["dir", "--path", "m.pt", "--beam", "4", "--lenpen", "1.2", "--output-format", "plain"],
+        prog="g",
+        description="",
+        positional=("data",),
+    )
+    assert (cfg.data, cfg.path, cfg.beam, cfg.lenpen) == ("dir", "m.pt", 4, 1.2)
+    assert cfg.output_format.value == "plain"
