@@ -1,0 +1,267 @@
+"""Building blocks of the Transformer, read top to bottom: attention -> FFN -> Residual -> layers.
+
+The one switch of this project lives in :class:`Residual`: the LayerNorm goes inside the
+residual branch (Pre-LN) or after the sum (Post-LN), decided once at construction.
+Every module initializes its own weights as fairseq does (see :func:`init_linear`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nmt_preln.config import Activation, InitMethod, ModelConfig, NormPosition
+
+
+def init_linear(linear: nn.Linear, *, method: InitMethod, gain: float = 1.0) -> None:
+    """Xavier-initialize a projection (uniform or normal) and zero its bias, as fairseq does."""
+    if method == InitMethod.xavier_normal:
+        nn.init.xavier_normal_(linear.weight, gain=gain)
+    else:
+        nn.init.xavier_uniform_(linear.weight, gain=gain)
+    if linear.bias is not None:
+        nn.init.zeros_(linear.bias)
+
+
+class MultiheadAttention(nn.Module):
+    """Scaled dot-product attention with named ``q_proj``/``k_proj``/``v_proj``/``out_proj``.
+
+    The projections stay separate parameters so that the paper's per-matrix gradient norms
+    (W^Q, W^K, W^V, W^O) can be read off by name; the forward pass still runs them as one fused
+    matrix multiply by concatenating the weights (cheap next to the activations).
+
+    Args:
+        d_model: model width D; each of ``num_heads`` heads gets D / num_heads dimensions.
+        num_heads: number of heads H.
+        attention_dropout: dropout on the attention probabilities (training only).
+        init: Xavier variant for the projections.
+    """
+
+    def __init__(
+        self, d_model: int, num_heads: int, *, attention_dropout: float, init: InitMethod
+    ) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = d_model // num_heads
+        self.attention_dropout = attention_dropout
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        # fairseq scales q/k/v by 1/sqrt(2) when they share one width: their fused
+        # in-projection would otherwise be initialized with a larger fan-out.
+        for proj in (self.q_proj, self.k_proj, self.v_proj):
+            init_linear(proj, method=init, gain=1 / math.sqrt(2))
+        init_linear(self.out_proj, method=init)
+
+    def _split_heads(self, x: Tensor) -> Tensor:
+        """(B, T, D) -> (B, H, T, Dh)."""
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, Dh)
+
+    def _project(self, x: Tensor, projections: tuple[nn.Linear, ...]) -> list[Tensor]:
+        """Several projections of x (B, T, D) as one matmul; each result is (B, H, T, Dh)."""
+        weight = torch.cat([p.weight for p in projections])  # (n*D, D)
+        bias = torch.cat([p.bias for p in projections])  # (n*D,)
+        fused = F.linear(x, weight, bias)  # (B, T, n*D)
+        return [self._split_heads(part) for part in fused.chunk(len(projections), dim=-1)]
+
+    def project_qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Queries, keys and values of self-attention: x (B, T, D) -> three (B, H, T, Dh)."""
+        q, k, v = self._project(x, (self.q_proj, self.k_proj, self.v_proj))
+        return q, k, v
+
+    def project_q(self, x: Tensor) -> Tensor:
+        """Queries of cross-attention: x (B, T, D) -> (B, H, T, Dh)."""
+        return self._split_heads(self.q_proj(x))  # (B, H, T, Dh)
+
+    def project_kv(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values of cross-attention: memory (B, S, D) -> two (B, H, S, Dh)."""
+        k, v = self._project(memory, (self.k_proj, self.v_proj))
+        return k, v
+
+    def attend(
+        self, q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None = None, causal: bool = False
+    ) -> Tensor:
+        """softmax(q k^T / sqrt(Dh)) v, heads merged, then ``out_proj``.
+
+        Args:
+            q: (batch, heads, tgt_len, head_dim).
+            k, v: (batch, heads, src_len, head_dim).
+            mask: boolean (batch, 1, 1, src_len), True where a key may be attended to.
+            causal: mask future keys (top-left aligned, tgt_len == src_len).
+
+        Returns:
+            (batch, tgt_len, d_model).
+        """
+        dropout_p = self.attention_dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=causal
+        )  # (B, H, T, Dh)
+        batch, _, length, _ = out.shape
+        out = out.transpose(1, 2).reshape(batch, length, -1)  # (B, T, D)
+        return self.out_proj(out)  # (B, T, D)
+
+    def forward(self, x: Tensor, *, mask: Tensor | None = None, causal: bool = False) -> Tensor:
+        """Self-attention: x (B, T, D) -> (B, T, D); ``mask``, ``causal`` as in :meth:`attend`."""
+        q, k, v = self.project_qkv(x)  # (B, H, T, Dh) each
+        return self.attend(q, k, v, mask=mask, causal=causal)  # (B, T, D)
+
+
+class FeedForward(nn.Module):
+    """Position-wise FFN: fc2(drop(act(fc1(x)))), width d_model -> ffn_dim -> d_model."""
+
+    def __init__(
+        self,
+        d_model: int,
+        ffn_dim: int,
+        *,
+        activation: Activation,
+        activation_dropout: float,
+        init: InitMethod,
+    ) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, d_model)
+        self.activation: nn.Module = nn.GELU() if activation == Activation.gelu else nn.ReLU()
+        self.activation_dropout = nn.Dropout(activation_dropout)
+        init_linear(self.fc1, method=init)
+        init_linear(self.fc2, method=init)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (batch, length, d_model) -> (batch, length, d_model)."""
+        hidden = self.activation_dropout(self.activation(self.fc1(x)))  # (B, T, F)
+        return self.fc2(hidden)  # (B, T, D)
+
+
+class Residual(nn.Module):
+    """Pre-LN: x + drop(f(norm(x))).  Post-LN: norm(x + drop(f(x))).
+
+    The placement is decided here, once: exactly one of ``pre_norm`` / ``post_norm`` is a
+    LayerNorm and the other an ``nn.Identity``, so :meth:`forward` has no branch at all.
+    """
+
+    def __init__(self, d_model: int, *, norm_position: NormPosition, dropout: float) -> None:
+        super().__init__()
+        pre = norm_position == NormPosition.pre
+        self.pre_norm: nn.Module = nn.LayerNorm(d_model) if pre else nn.Identity()
+        self.post_norm: nn.Module = nn.Identity() if pre else nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, sublayer: Callable[[Tensor], Tensor]) -> Tensor:
+        """x: (batch, length, d_model); ``sublayer`` maps (B, T, D) -> (B, T, D)."""
+        return self.post_norm(x + self.dropout(sublayer(self.pre_norm(x))))  # (B, T, D)
+
+
+def _attention(cfg: ModelConfig) -> MultiheadAttention:
+    return MultiheadAttention(
+        cfg.d_model, cfg.num_heads, attention_dropout=cfg.attention_dropout, init=cfg.init
+    )
+
+
+def _feed_forward(cfg: ModelConfig) -> FeedForward:
+    return FeedForward(
+        cfg.d_model,
+        cfg.ffn_dim,
+        activation=cfg.activation,
+        activation_dropout=cfg.activation_dropout,
+        init=cfg.init,
+    )
+
+
+def _residual(cfg: ModelConfig) -> Residual:
+    return Residual(cfg.d_model, norm_position=cfg.norm_position, dropout=cfg.dropout)
+
+
+class EncoderLayer(nn.Module):
+    """Self-attention then FFN, each wrapped in a :class:`Residual`."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.self_attn = _attention(cfg)
+        self.self_attn_residual = _residual(cfg)
+        self.ffn = _feed_forward(cfg)
+        self.ffn_residual = _residual(cfg)
+
+    def forward(self, x: Tensor, *, mask: Tensor) -> Tensor:
+        """x: (batch, src_len, d_model); mask: (batch, 1, 1, src_len) True = real token."""
+        x = self.self_attn_residual(x, lambda h: self.self_attn(h, mask=mask))  # (B, S, D)
+        return self.ffn_residual(x, self.ffn)  # (B, S, D)
+
+
+class DecoderLayer(nn.Module):
+    """Causal self-attention, cross-attention to the encoder, then FFN; each in a Residual."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.self_attn = _attention(cfg)
+        self.self_attn_residual = _residual(cfg)
+        self.cross_attn = _attention(cfg)
+        self.cross_attn_residual = _residual(cfg)
+        self.ffn = _feed_forward(cfg)
+        self.ffn_residual = _residual(cfg)
+
+    def forward(self, x: Tensor, *, cross_kv: tuple[Tensor, Tensor], mask: Tensor) -> Tensor:
+        """Full causal pass over the target prefix.
+
+        Args:
+            x: (batch, tgt_len, d_model).
+            cross_kv: keys and values of the encoder states, each (batch, heads, src_len, head_dim).
+            mask: (batch, 1, 1, src_len), True = real source token.
+
+        Returns:
+            (batch, tgt_len, d_model).
+        """
+        # Right-padded targets need no key padding mask: causality already hides later pads.
+        x = self.self_attn_residual(x, lambda h: self.self_attn(h, causal=True))  # (B, T, D)
+        return self._cross_and_ffn(x, cross_kv=cross_kv, mask=mask)  # (B, T, D)
+
+    def step(
+        self,
+        x: Tensor,
+        *,
+        step: int,
+        self_kv: tuple[Tensor, Tensor],
+        cross_kv: tuple[Tensor, Tensor],
+        mask: Tensor,
+    ) -> Tensor:
+        """One incremental step: writes this position's keys/values into preallocated buffers.
+
+        Args:
+            x: (batch, 1, d_model), the embedding of the token at position ``step``.
+            step: position of the token; buffers hold positions [0, step) already.
+            self_kv: key and value buffers, each (batch, heads, max_len, head_dim), written
+                in place.
+            cross_kv: as in :meth:`forward`.
+            mask: as in :meth:`forward`.
+
+        Returns:
+            (batch, 1, d_model).
+        """
+        key_buf, value_buf = self_kv
+
+        def cached_self_attn(h: Tensor) -> Tensor:
+            q, k, v = self.self_attn.project_qkv(h)  # (B, H, 1, Dh) each
+            key_buf[:, :, step : step + 1] = k  # (B, H, 1, Dh)
+            value_buf[:, :, step : step + 1] = v  # (B, H, 1, Dh)
+            keys = key_buf[:, :, : step + 1]  # (B, H, step+1, Dh)
+            values = value_buf[:, :, : step + 1]  # (B, H, step+1, Dh)
+            return self.self_attn.attend(q, keys, values)  # (B, 1, D)
+
+        x = self.self_attn_residual(x, cached_self_attn)  # (B, 1, D)
+        return self._cross_and_ffn(x, cross_kv=cross_kv, mask=mask)  # (B, 1, D)
+
+    def _cross_and_ffn(self, x: Tensor, *, cross_kv: tuple[Tensor, Tensor], mask: Tensor) -> Tensor:
+        """Cross-attention and FFN sublayers, shared by the full and incremental paths."""
+        k, v = cross_kv
+
+        def cross_attn(h: Tensor) -> Tensor:
+            q = self.cross_attn.project_q(h)  # (B, H, T, Dh)
+            return self.cross_attn.attend(q, k, v, mask=mask)  # (B, T, D)
+
+        x = self.cross_attn_residual(x, cross_attn)  # (B, T, D)
+        return self.ffn_residual(x, self.ffn)  # (B, T, D)

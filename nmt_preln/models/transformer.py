@@ -1,0 +1,371 @@
+"""The encoder-decoder Transformer of fairseq's ``transformer`` family, Pre-LN or Post-LN.
+
+Read top to bottom: positions -> embeddings -> encoder -> decoder (full and incremental, with a
+preallocated key/value cache) -> the model -> builders.  Batches are batch-first and
+right-padded; position t is simply the t-th token (0-based), so source padding never shifts the
+positions of real tokens and ``decode_step`` number n sits at position n.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import Tensor, nn
+
+from nmt_preln.config import ModelConfig, NormPosition
+from nmt_preln.errors import UserError
+from nmt_preln.models.layers import DecoderLayer, EncoderLayer, FeedForward, MultiheadAttention
+
+
+def sinusoidal_table(num_positions: int, d_model: int) -> Tensor:
+    """fairseq's sinusoidal table: the first half of each row is sin, the second half cos.
+
+    PE[p, i] = sin(p * w_i) and PE[p, half + i] = cos(p * w_i), with
+    w_i = 10000^(-i / (half - 1)), half = d_model // 2 (an odd d_model gets a zero last column).
+
+    Returns:
+        (num_positions, d_model) float32.
+    """
+    half = d_model // 2
+    rate = math.log(10000) / max(half - 1, 1)
+    freqs = torch.exp(torch.arange(half, dtype=torch.float32) * -rate)  # (half,)
+    angles = torch.arange(num_positions, dtype=torch.float32)[:, None] * freqs[None]  # (P, half)
+    table = torch.cat([angles.sin(), angles.cos()], dim=1)  # (P, 2*half)
+    if d_model % 2:
+        table = torch.cat([table, table.new_zeros(num_positions, 1)], dim=1)  # (P, D)
+    return table
+
+
+class SinusoidalPositions(nn.Module):
+    """Fixed positions; the table is precomputed up to ``max_positions`` and extended on demand."""
+
+    def __init__(self, d_model: int, *, max_positions: int) -> None:
+        super().__init__()
+        self.d_model = d_model
+        # Not persistent: derived from the config, so checkpoints do not carry it.
+        self.register_buffer("table", sinusoidal_table(max_positions, d_model), persistent=False)
+
+    def forward(self, start: int, length: int) -> Tensor:
+        """Embeddings of positions [start, start + length): (length, d_model)."""
+        table: Tensor = self.table  # type: ignore[assignment]
+        if start + length > table.size(0):
+            table = sinusoidal_table(start + length, self.d_model).to(table)  # (P', D)
+        return table[start : start + length]  # (T, D)
+
+
+class LearnedPositions(nn.Module):
+    """Learned positions, N(0, d_model^-0.5) like fairseq's LearnedPositionalEmbedding."""
+
+    def __init__(self, d_model: int, *, max_positions: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(max_positions, d_model) * d_model**-0.5)  # (P, D)
+
+    def forward(self, start: int, length: int) -> Tensor:
+        """Embeddings of positions [start, start + length): (length, d_model)."""
+        if start + length > self.weight.size(0):
+            raise UserError(
+                f"a sequence of {start + length} tokens is longer than "
+                f"arch.max_positions={self.weight.size(0)} (learned positions)"
+            )
+        return self.weight[start : start + length]  # (T, D)
+
+
+class TransformerEmbedding(nn.Module):
+    """dropout(sqrt(d_model) * E[token] + PE[position])."""
+
+    def __init__(self, embed_tokens: nn.Embedding, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.embed_tokens = embed_tokens
+        self.scale = math.sqrt(cfg.d_model)
+        position_cls = LearnedPositions if cfg.learned_positions else SinusoidalPositions
+        self.positions = position_cls(cfg.d_model, max_positions=cfg.max_positions)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, tokens: Tensor, *, start: int = 0) -> Tensor:
+        """tokens: (batch, length), the first at position ``start`` -> (batch, length, d_model)."""
+        x = self.scale * self.embed_tokens(tokens)  # (B, T, D)
+        x = x + self.positions(start, tokens.size(1))  # (B, T, D)
+        return self.dropout(x)  # (B, T, D)
+
+
+def _final_norm(cfg: ModelConfig) -> nn.Module:
+    """Pre-LN needs a LayerNorm on the stack's output (its residual stream is never normalized)."""
+    return nn.LayerNorm(cfg.d_model) if cfg.norm_position == NormPosition.pre else nn.Identity()
+
+
+@dataclass
+class EncoderOut:
+    """Encoder states and the source padding.
+
+    Attributes:
+        states: (batch, src_len, d_model).
+        padding_mask: (batch, src_len) bool, True at pad positions.
+    """
+
+    states: Tensor
+    padding_mask: Tensor
+
+    @property
+    def attention_mask(self) -> Tensor:
+        """(batch, 1, 1, src_len) bool, True where attention may look (SDPA's convention)."""
+        return ~self.padding_mask[:, None, None, :]  # (B, 1, 1, S)
+
+    def reorder(self, order: Tensor) -> EncoderOut:
+        """Rows ``order`` (batch',) of the batch, e.g. each sentence repeated beam times."""
+        return EncoderOut(
+            states=self.states.index_select(0, order),  # (B', S, D)
+            padding_mask=self.padding_mask.index_select(0, order),  # (B', S)
+        )
+
+
+class Encoder(nn.Module):
+    """Embeddings, ``encoder_layers`` layers, and the final LayerNorm of Pre-LN."""
+
+    def __init__(self, cfg: ModelConfig, embed_tokens: nn.Embedding, *, pad: int) -> None:
+        super().__init__()
+        self.pad = pad
+        self.embed = TransformerEmbedding(embed_tokens, cfg)
+        # Typed as a list so that mypy knows the layer class (a ModuleList iterates as Module).
+        self.layers: list[EncoderLayer] = nn.ModuleList(  # type: ignore[assignment]
+            EncoderLayer(cfg) for _ in range(cfg.encoder_layers)
+        )
+        self.final_norm = _final_norm(cfg)
+
+    def forward(self, src_tokens: Tensor) -> EncoderOut:
+        """src_tokens: (batch, src_len), right-padded with ``pad``."""
+        padding_mask = src_tokens.eq(self.pad)  # (B, S)
+        mask = ~padding_mask[:, None, None, :]  # (B, 1, 1, S)
+        x = self.embed(src_tokens)  # (B, S, D)
+        for layer in self.layers:
+            x = layer(x, mask=mask)  # (B, S, D)
+        return EncoderOut(states=self.final_norm(x), padding_mask=padding_mask)
+
+
+@dataclass
+class DecoderCache:
+    """Key/value state of incremental decoding, allocated once by ``init_cache``.
+
+    Attributes:
+        self_k, self_v: (layers, batch, heads, max_len, head_dim); positions [0, step) are filled.
+        cross_k, cross_v: (layers, batch, heads, src_len, head_dim), the projected encoder states.
+        step: number of tokens decoded so far (the position of the next token).
+    """
+
+    self_k: Tensor
+    self_v: Tensor
+    cross_k: Tensor
+    cross_v: Tensor
+    step: int = 0
+
+    @property
+    def max_len(self) -> int:
+        return self.self_k.size(3)
+
+    def reorder(self, order: Tensor) -> None:
+        """Keep rows ``order`` (batch',): select, repeat or drop sentences/beams, in place.
+
+        Only the filled prefix [0, step) of the self-attention buffers is copied; when the batch
+        size stays the same the preallocated buffers are reused (beam search's usual case), and
+        new ones are allocated only when the batch grows or shrinks.
+        """
+        self.self_k = self._reorder_prefix(self.self_k, order)
+        self.self_v = self._reorder_prefix(self.self_v, order)
+        self.cross_k = self.cross_k.index_select(1, order)  # (L, B', H, S, Dh)
+        self.cross_v = self.cross_v.index_select(1, order)  # (L, B', H, S, Dh)
+
+    def _reorder_prefix(self, buf: Tensor, order: Tensor) -> Tensor:
+        """buf: (layers, batch, heads, max_len, head_dim) -> (layers, batch', heads, ...)."""
+        prefix = buf[:, :, :, : self.step].index_select(1, order)  # (L, B', H, step, Dh)
+        if order.size(0) != buf.size(1):
+            buf = buf.new_zeros(buf.size(0), order.size(0), *buf.shape[2:])  # (L, B', H, M, Dh)
+        buf[:, :, :, : self.step] = prefix  # (L, B', H, step, Dh)
+        return buf
+
+
+class Decoder(nn.Module):
+    """Embeddings, ``decoder_layers`` causal layers, Pre-LN's final LayerNorm, output projection."""
+
+    def __init__(self, cfg: ModelConfig, embed_tokens: nn.Embedding, *, tied: bool) -> None:
+        super().__init__()
+        vocab_size, d_model = embed_tokens.weight.shape
+        self.embed = TransformerEmbedding(embed_tokens, cfg)
+        self.layers: list[DecoderLayer] = nn.ModuleList(  # type: ignore[assignment]
+            DecoderLayer(cfg) for _ in range(cfg.decoder_layers)
+        )
+        self.final_norm = _final_norm(cfg)
+        self.output_projection = nn.Linear(d_model, vocab_size, bias=False)
+        if tied:
+            self.output_projection.weight = embed_tokens.weight  # (V, D), the same Parameter
+        else:
+            nn.init.normal_(self.output_projection.weight, std=d_model**-0.5)
+
+    def forward(self, prev_output_tokens: Tensor, enc: EncoderOut) -> Tensor:
+        """Full causal pass: prev_output_tokens (B, tgt_len) -> logits (B, tgt_len, vocab)."""
+        mask = enc.attention_mask  # (B, 1, 1, S)
+        x = self.embed(prev_output_tokens)  # (B, T, D)
+        for layer in self.layers:
+            cross_kv = layer.cross_attn.project_kv(enc.states)  # (B, H, S, Dh) x2
+            x = layer(x, cross_kv=cross_kv, mask=mask)  # (B, T, D)
+        return self.output_projection(self.final_norm(x))  # (B, T, V)
+
+    def init_cache(self, enc: EncoderOut, *, max_len: int) -> DecoderCache:
+        """Project the encoder states for every layer once; allocate the self-attention buffers."""
+        cross = [layer.cross_attn.project_kv(enc.states) for layer in self.layers]
+        cross_k = torch.stack([k for k, _ in cross])  # (L, B, H, S, Dh)
+        cross_v = torch.stack([v for _, v in cross])  # (L, B, H, S, Dh)
+        layers, batch, heads, _, head_dim = cross_k.shape
+        shape = (layers, batch, heads, max_len, head_dim)
+        return DecoderCache(
+            self_k=cross_k.new_zeros(shape),  # (L, B, H, M, Dh)
+            self_v=cross_v.new_zeros(shape),  # (L, B, H, M, Dh)
+            cross_k=cross_k,
+            cross_v=cross_v,
+        )
+
+    def step(self, tokens: Tensor, enc: EncoderOut, cache: DecoderCache) -> Tensor:
+        """One position: tokens (batch,) -> float32 logits (batch, vocab); advances ``cache``."""
+        if cache.step >= cache.max_len:
+            raise ValueError(f"decode_step past the cache's max_len={cache.max_len}")
+        mask = enc.attention_mask  # (B, 1, 1, S)
+        x = self.embed(tokens[:, None], start=cache.step)  # (B, 1, D)
+        for i, layer in enumerate(self.layers):
+            x = layer.step(
+                x,
+                step=cache.step,
+                self_kv=(cache.self_k[i], cache.self_v[i]),  # (B, H, M, Dh) views, written in place
+                cross_kv=(cache.cross_k[i], cache.cross_v[i]),  # (B, H, S, Dh)
+                mask=mask,
+            )  # (B, 1, D)
+        cache.step += 1
+        return self.output_projection(self.final_norm(x))[:, 0].float()  # (B, V)
+
+
+def _embedding(vocab_size: int, d_model: int, *, pad: int) -> nn.Embedding:
+    """Token embeddings N(0, d_model^-0.5) with a zero pad row, as in fairseq."""
+    embedding = nn.Embedding(vocab_size, d_model, padding_idx=pad)
+    nn.init.normal_(embedding.weight, mean=0.0, std=d_model**-0.5)
+    with torch.no_grad():
+        embedding.weight[pad].zero_()
+    return embedding
+
+
+def _validate(cfg: ModelConfig, *, src_vocab_size: int, tgt_vocab_size: int) -> None:
+    if cfg.d_model % cfg.num_heads:
+        raise UserError(
+            f"arch.num_heads={cfg.num_heads} does not divide arch.d_model={cfg.d_model}"
+        )
+    for name in ("dropout", "attention_dropout", "activation_dropout"):
+        value = getattr(cfg, name)
+        if not 0.0 <= value < 1.0:
+            raise UserError(f"arch.{name}={value} is not in [0, 1)")
+    if cfg.share_all_embeddings and src_vocab_size != tgt_vocab_size:
+        raise UserError(
+            "arch.share_all_embeddings=true needs one joined dictionary, but the source has "
+            f"{src_vocab_size} symbols and the target {tgt_vocab_size} (preprocess with "
+            "--joined-dictionary)"
+        )
+
+
+class Transformer(nn.Module):
+    """Encoder-decoder Transformer with the norm placement of ``cfg.norm_position``.
+
+    Args:
+        cfg: dimensions, dropout, norm placement, embedding sharing, initialization.
+        src_vocab_size: source dictionary size.
+        tgt_vocab_size: target dictionary size.
+        pad: padding index (the same in both dictionaries).
+    """
+
+    def __init__(
+        self, cfg: ModelConfig, *, src_vocab_size: int, tgt_vocab_size: int, pad: int
+    ) -> None:
+        super().__init__()
+        _validate(cfg, src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size)
+        self.cfg = cfg
+        self.pad = pad
+        src_embed = _embedding(src_vocab_size, cfg.d_model, pad=pad)
+        tgt_embed = (
+            src_embed
+            if cfg.share_all_embeddings
+            else _embedding(tgt_vocab_size, cfg.d_model, pad=pad)
+        )
+        # As in fairseq, sharing all embeddings also ties the decoder's output projection.
+        tied = cfg.share_decoder_input_output_embed or cfg.share_all_embeddings
+        self.encoder = Encoder(cfg, src_embed, pad=pad)
+        self.decoder = Decoder(cfg, tgt_embed, tied=tied)
+
+    def forward(self, src_tokens: Tensor, prev_output_tokens: Tensor) -> Tensor:
+        """src_tokens (batch, src_len), prev_output_tokens (batch, tgt_len) -> (B, T, vocab).
+
+        The logits are in the compute dtype (half precision under autocast).
+        """
+        return self.decoder(prev_output_tokens, self.encoder(src_tokens))  # (B, T, V)
+
+    def encode(self, src_tokens: Tensor) -> EncoderOut:
+        """src_tokens: (batch, src_len), right-padded."""
+        return self.encoder(src_tokens)
+
+    def decode(self, prev_output_tokens: Tensor, enc: EncoderOut) -> Tensor:
+        """Full causal decoding: (batch, tgt_len) -> logits (batch, tgt_len, vocab)."""
+        return self.decoder(prev_output_tokens, enc)  # (B, T, V)
+
+    def init_cache(self, enc: EncoderOut, *, max_len: int) -> DecoderCache:
+        """A cache for up to ``max_len`` calls of :meth:`decode_step` on ``enc``'s batch."""
+        return self.decoder.init_cache(enc, max_len=max_len)
+
+    def decode_step(self, tokens: Tensor, enc: EncoderOut, cache: DecoderCache) -> Tensor:
+        """tokens (batch,) at position ``cache.step`` -> float32 logits (batch, vocab)."""
+        return self.decoder.step(tokens, enc, cache)  # (B, V)
+
+
+class Vocabulary(Protocol):
+    """What :func:`build_model` needs from a dictionary."""
+
+    pad: int
+
+    def __len__(self) -> int: ...
+
+
+def build_model(cfg: ModelConfig, src_dict: Vocabulary, tgt_dict: Vocabulary) -> Transformer:
+    """Build a freshly initialized Transformer for these dictionaries."""
+    if src_dict.pad != tgt_dict.pad:
+        raise UserError(f"source pad index {src_dict.pad} != target pad index {tgt_dict.pad}")
+    src_symbols = getattr(src_dict, "symbols", None)
+    tgt_symbols = getattr(tgt_dict, "symbols", None)
+    if cfg.share_all_embeddings and src_symbols is not None and src_symbols != tgt_symbols:
+        raise UserError(
+            "arch.share_all_embeddings=true needs one joined dictionary, but the source and "
+            "target dictionaries differ (preprocess with --joined-dictionary)"
+        )
+    return Transformer(
+        cfg, src_vocab_size=len(src_dict), tgt_vocab_size=len(tgt_dict), pad=src_dict.pad
+    )
+
+
+def named_analysis_weights(model: Transformer) -> list[tuple[str, Tensor]]:
+    """The weight matrices whose gradient norms the paper analyses, layer by layer.
+
+    Names look like ``encoder.3.self_attn.q_proj``, ``decoder.0.cross_attn.out_proj`` and
+    ``decoder.5.ffn.fc2``; encoder layers come first, each layer in forward order.
+    """
+    result: list[tuple[str, Tensor]] = []
+    for i, enc_layer in enumerate(model.encoder.layers):
+        result += _attention_weights(f"encoder.{i}.self_attn", enc_layer.self_attn)
+        result += _ffn_weights(f"encoder.{i}.ffn", enc_layer.ffn)
+    for i, dec_layer in enumerate(model.decoder.layers):
+        result += _attention_weights(f"decoder.{i}.self_attn", dec_layer.self_attn)
+        result += _attention_weights(f"decoder.{i}.cross_attn", dec_layer.cross_attn)
+        result += _ffn_weights(f"decoder.{i}.ffn", dec_layer.ffn)
+    return result
+
+
+def _attention_weights(prefix: str, attn: MultiheadAttention) -> list[tuple[str, Tensor]]:
+    projections = ("q_proj", "k_proj", "v_proj", "out_proj")
+    return [(f"{prefix}.{name}", getattr(attn, name).weight) for name in projections]
+
+
+def _ffn_weights(prefix: str, ffn: FeedForward) -> list[tuple[str, Tensor]]:
+    return [(f"{prefix}.fc1", ffn.fc1.weight), (f"{prefix}.fc2", ffn.fc2.weight)]
