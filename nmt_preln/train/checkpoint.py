@@ -1,0 +1,302 @@
+"""Checkpoints: plain-type dicts, written atomically, loaded without running pickled code.
+
+A checkpoint is a dict of plain types only (tensors, numbers, strings, bytes, lists, dicts),
+so ``torch.load(weights_only=True)`` can read it and a crafted file cannot execute code.
+File names follow fairseq: ``checkpoint_last.pt``, ``checkpoint_best.pt``,
+``checkpoint{epoch}.pt`` and ``checkpoint_{epoch}_{update}.pt``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import pickle
+import random
+import re
+import shutil
+import tempfile
+import typing
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import numpy as np
+import torch
+
+from nmt_preln.config import CheckpointConfig, ModelConfig
+from nmt_preln.errors import UserError
+
+if TYPE_CHECKING:
+    from nmt_preln.models.transformer import Transformer
+
+FORMAT_VERSION = 1
+LAST = "checkpoint_last.pt"
+BEST = "checkpoint_best.pt"
+_EPOCH_RE = re.compile(r"checkpoint(\d+)\.pt")
+_UPDATE_RE = re.compile(r"checkpoint_(\d+)_(\d+)\.pt")
+# What weights_only loading accepts; anything else would make the file unloadable later.
+_PLAIN = (str, bytes, int, float, bool, type(None), torch.Tensor, torch.Size, torch.dtype)
+
+
+class CheckpointError(UserError):
+    """A checkpoint cannot be written or read; the message names the file."""
+
+
+def _check_plain(value: Any, where: str) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_plain(key, f"{where} key")
+            _check_plain(item, f"{where}[{key!r}]")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{where}[{i}]")
+    elif not isinstance(value, _PLAIN) or isinstance(value, Enum):
+        raise TypeError(f"checkpoint {where} is a {type(value).__name__}, not a plain type")
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; some filesystems refuse to fsync a directory, and the
+    # file is already complete by then, so a refusal is not an error.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write(file)`` on a temp file beside ``path``, fsync it, rename it to ``path``."""
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except (OSError, RuntimeError) as e:
+        # torch's zip writer reports a full disk as a RuntimeError, not an OSError.
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+        raise CheckpointError(f"cannot write checkpoint {path}: {reason}") from e
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    _fsync_dir(path.parent)
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
+    """Write ``state`` to ``path`` atomically: the old file stays intact if anything fails.
+
+    Args:
+        path: destination; its directory is created if needed.
+        state: a dict of plain types (see the module docstring), usually with the keys listed
+            in docs/INTERNALS.md.
+
+    Raises:
+        TypeError: when ``state`` holds a non-plain object (a bug: it could not be loaded).
+        CheckpointError: when the file cannot be written (disk full, no permission...).
+    """
+    _check_plain(state, "state")
+    _write_atomically(Path(path), lambda f: torch.save(state, f))
+
+
+def copy_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Copy a written checkpoint to ``dst`` atomically (checkpoint_last.pt -> _best.pt ...)."""
+    try:
+        source = open(src, "rb")  # noqa: SIM115 (closed below; the write may raise)
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {src}: {e.strerror}") from e
+    with source:
+        _write_atomically(Path(dst), lambda f: shutil.copyfileobj(source, f))
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a checkpoint onto the CPU without executing any pickled code.
+
+    Raises:
+        CheckpointError: the file is missing, truncated, not a checkpoint, holds objects
+            that are not plain data, or has another ``format_version``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"refusing to load {path}: it is not an nmt-preln checkpoint or it holds objects "
+            "that are not plain data (loading them could run code)"
+        ) from e
+    except Exception as e:  # torch raises RuntimeError, EOFError, ValueError... on bad files
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(f"cannot read checkpoint {path} (truncated?): {reason}") from e
+    if not isinstance(state, dict) or "format_version" not in state:
+        raise CheckpointError(f"{path} is not an nmt-preln checkpoint (no format_version)")
+    if state["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format_version {state['format_version']}; this version of "
+            f"nmt-preln reads format_version {FORMAT_VERSION}"
+        )
+    return state
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The python, numpy, torch and (when present) CUDA generator states, as plain types."""
+    version, internal, gauss = random.getstate()
+    numpy_state = np.random.get_state(legacy=True)
+    assert isinstance(numpy_state, tuple)  # legacy=True always gives the tuple form
+    name, keys, pos, has_gauss, cached = numpy_state
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Restore :func:`capture_rng_state`'s output (CUDA states only on devices that exist)."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if torch.cuda.is_available():
+        for device, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, device=device)
+
+
+def config_to_plain(cfg: Any) -> Any:
+    """A config dataclass as nested dicts of plain values (enums become their strings)."""
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        return {f.name: config_to_plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, Enum):
+        return cfg.value
+    if isinstance(cfg, list | tuple):
+        return [config_to_plain(v) for v in cfg]
+    if isinstance(cfg, dict):
+        return {k: config_to_plain(v) for k, v in cfg.items()}
+    return cfg
+
+
+def model_config_from_plain(arch: dict[str, Any], *, source: str) -> ModelConfig:
+    """Rebuild the ModelConfig saved in a checkpoint's ``config["arch"]``.
+
+    Args:
+        arch: the plain dict; missing keys take today's defaults.
+        source: the checkpoint path, for error messages.
+    """
+    hints = typing.get_type_hints(ModelConfig)
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    values: dict[str, Any] = {}
+    for key, value in arch.items():
+        if key not in known:
+            raise CheckpointError(f"{source}: unknown architecture setting arch.{key}")
+        kind = hints[key]
+        try:
+            values[key] = (
+                kind(value) if isinstance(kind, type) and issubclass(kind, Enum) else value
+            )
+        except ValueError as e:
+            raise CheckpointError(f"{source}: invalid arch.{key}={value!r}") from e
+    return ModelConfig(**values)
+
+
+def checkpoint_names(
+    cfg: CheckpointConfig, *, epoch: int, num_updates: int, end_of_epoch: bool, is_best: bool
+) -> list[str]:
+    """The file names one save writes, following fairseq (``checkpoint_last.pt`` last).
+
+    ``checkpoint{epoch}.pt`` at the end of every ``save_interval``-th epoch,
+    ``checkpoint_{epoch}_{update}.pt`` mid-epoch every ``save_interval_updates`` updates,
+    ``checkpoint_best.pt`` when ``is_best``, and ``checkpoint_last.pt`` always.
+    """
+    names = []
+    if end_of_epoch and cfg.save_interval > 0 and epoch % cfg.save_interval == 0:
+        names.append(f"checkpoint{epoch}.pt")
+    interval = cfg.save_interval_updates
+    if not end_of_epoch and interval > 0 and num_updates % interval == 0:
+        names.append(f"checkpoint_{epoch}_{num_updates}.pt")
+    if is_best:
+        names.append(BEST)
+    names.append(LAST)
+    return names
+
+
+def prune_checkpoints(cfg: CheckpointConfig) -> list[Path]:
+    """Delete the old numbered checkpoints in ``cfg.save_dir`` beyond the keep limits.
+
+    Keeps the ``keep_last_epochs`` highest ``checkpoint{epoch}.pt`` and the
+    ``keep_interval_updates`` highest ``checkpoint_{epoch}_{update}.pt``; a limit <= 0
+    keeps all (as in fairseq). ``checkpoint_last.pt`` and ``_best.pt`` are never touched.
+
+    Returns:
+        The deleted paths.
+    """
+    save_dir = Path(cfg.save_dir)
+    if not save_dir.is_dir():
+        return []
+    by_epoch: list[tuple[int, Path]] = []
+    by_update: list[tuple[int, Path]] = []
+    for path in save_dir.iterdir():
+        if m := _EPOCH_RE.fullmatch(path.name):
+            by_epoch.append((int(m.group(1)), path))
+        elif m := _UPDATE_RE.fullmatch(path.name):
+            by_update.append((int(m.group(2)), path))
+    doomed = []
+    for found, keep in ((by_epoch, cfg.keep_last_epochs), (by_update, cfg.keep_interval_updates)):
+        if keep > 0:
+            doomed += [path for _, path in sorted(found, reverse=True)[keep:]]
+    for path in doomed:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return doomed
+
+
+def _strip_wrapper_prefixes(weights: dict[str, Any]) -> dict[str, Any]:
+    # torch.compile saves "_orig_mod." and DDP "module." before every name.
+    for prefix in ("module.", "_orig_mod."):
+        if weights and all(k.startswith(prefix) for k in weights):
+            weights = {k[len(prefix) :]: v for k, v in weights.items()}
+    return weights
+
+
+def load_model_from_checkpoint(
+    path: str | os.PathLike[str], *, device: torch.device | str
+) -> tuple[Transformer, dict[str, Any]]:
+    """Rebuild the trained model a checkpoint describes, in eval mode on ``device``.
+
+    Args:
+        path: a checkpoint written by nmt-train.
+        device: where to put the model.
+
+    Returns:
+        ``(model, state)``; ``state`` is the whole checkpoint dict.
+    """
+    # Imported here so that this module works on its own (tests, tools that only read states).
+    from nmt_preln.data.dictionary import Dictionary
+    from nmt_preln.models.transformer import build_model
+
+    state = load_checkpoint(path)
+    try:
+        arch = state["config"]["arch"]
+        src_symbols, tgt_symbols = state["src_dict"], state["tgt_dict"]
+        weights = state["model"]
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{path} lacks the model, config.arch or dictionaries") from e
+    cfg = model_config_from_plain(arch, source=str(path))
+    model = build_model(
+        cfg, Dictionary.from_symbols(src_symbols), Dictionary.from_symbols(tgt_symbols)
+    )
+    try:
+        model.load_state_dict(_strip_wrapper_prefixes(weights))
+    except RuntimeError as e:
+        reason = str(e).splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not fit config.arch: {reason}") from e
+    return model.to(device).eval(), state
