@@ -1,0 +1,215 @@
+"""Token sequences on disk in fairseq's ``MMapIndexedDataset`` format, read through ``np.memmap``.
+
+A dataset is two files next to each other:
+
+``PREFIX.bin``
+    every sequence's tokens, concatenated, in one integer dtype.
+``PREFIX.idx`` (all little-endian)
+    ``b"MMIDIDX\\x00\\x00"`` (9 bytes), u64 version (1), u8 dtype code, u64 sequence count N,
+    u64 document count D, then N int32 sizes (tokens per sequence), N int64 pointers (byte
+    offset of each sequence in the .bin), D int64 document indices (fairseq's translation data
+    has a single document: ``[0]``).
+
+Files written here load in fairseq and vice versa. Reading maps both files, so memory use does
+not grow with the corpus.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from nmt_preln.errors import UserError
+
+HDR_MAGIC = b"MMIDIDX\x00\x00"
+VERSION = 1
+_HEADER = struct.Struct("<9sQBQQ")  # magic, version, dtype code, count, document count
+
+# fairseq/data/indexed_dataset.py `_code_to_dtype` (6 was `np.float`, i.e. float64).
+DTYPE_CODES: dict[int, type[np.generic]] = {
+    1: np.uint8,
+    2: np.int8,
+    3: np.int16,
+    4: np.int32,
+    5: np.int64,
+    6: np.float64,
+    7: np.double,
+    8: np.uint16,
+    9: np.uint32,
+    10: np.uint64,
+}
+_CHECK_BLOCK = 1 << 20  # sequences per step when validating pointers (bounds memory)
+
+
+def best_fitting_dtype(vocab_size: int) -> type[np.generic]:
+    """fairseq's ``best_fitting_int_dtype``: uint16 below 65500 symbols, int32 above."""
+    return np.uint16 if vocab_size < 65500 else np.int32
+
+
+def dtype_code(dtype: type[np.generic]) -> int:
+    """The header code of ``dtype`` (the first match, as fairseq's writer does)."""
+    for code, candidate in DTYPE_CODES.items():
+        if np.dtype(candidate) == np.dtype(dtype):
+            return code
+    raise ValueError(f"dtype {dtype} has no MMapIndexedDataset code")
+
+
+def dataset_exists(prefix: str) -> bool:
+    """Whether both ``PREFIX.idx`` and ``PREFIX.bin`` exist."""
+    return os.path.exists(prefix + ".idx") and os.path.exists(prefix + ".bin")
+
+
+class IndexedDatasetBuilder:
+    """Write ``PREFIX.bin`` while sequences arrive, then ``PREFIX.idx`` in :meth:`finalize`.
+
+    Args:
+        prefix: output path without the ``.bin``/``.idx`` suffix.
+        vocab_size: the dictionary size; picks the smallest fairseq dtype that holds every index.
+    """
+
+    def __init__(self, prefix: str, *, vocab_size: int) -> None:
+        self.prefix = prefix
+        self.vocab_size = vocab_size
+        self.dtype = best_fitting_dtype(vocab_size)
+        self._bin = open(prefix + ".bin", "wb")  # noqa: SIM115 (closed in finalize/__exit__)
+        self._sizes: list[np.ndarray] = []
+
+    def __enter__(self) -> IndexedDatasetBuilder:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._bin.close()
+
+    def add_item(self, tokens: np.ndarray) -> None:
+        """Append one sequence. tokens: (seq_len,) integer indices."""
+        tokens = np.asarray(tokens)
+        self.add_items(tokens, np.array([tokens.size], dtype=np.int64))
+
+    def add_items(self, tokens: np.ndarray, sizes: np.ndarray) -> None:
+        """Append many sequences with one write.
+
+        Args:
+            tokens: (total_tokens,) the sequences' indices, concatenated.
+            sizes: (num_sequences,) the length of each sequence; sums to ``total_tokens``.
+        """
+        sizes = np.asarray(sizes, dtype=np.int64)
+        if int(sizes.sum()) != tokens.size or (sizes < 0).any():
+            raise ValueError(f"sizes sum to {int(sizes.sum())}, tokens has {tokens.size}")
+        if tokens.size and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
+            raise ValueError(f"token index outside [0, {self.vocab_size}) in {self.prefix}")
+        self._bin.write(np.ascontiguousarray(tokens, dtype=self.dtype).data)
+        self._sizes.append(sizes.astype(np.int32))
+
+    def finalize(self) -> None:
+        """Close the .bin and write the .idx (sizes, byte pointers, one document)."""
+        self._bin.close()
+        sizes = np.concatenate(self._sizes) if self._sizes else np.zeros(0, dtype=np.int32)
+        itemsize = np.dtype(self.dtype).itemsize
+        pointers = np.zeros(len(sizes), dtype=np.int64)
+        np.cumsum(sizes[:-1].astype(np.int64) * itemsize, out=pointers[1:])
+        doc_idx = np.zeros(1, dtype=np.int64)
+        with open(self.prefix + ".idx", "wb") as f:
+            f.write(_HEADER.pack(HDR_MAGIC, VERSION, dtype_code(self.dtype), len(sizes), 1))
+            f.write(sizes.data)
+            f.write(pointers.data)
+            f.write(doc_idx.data)
+
+
+class IndexedDataset:
+    """Random access to the sequences of ``PREFIX.bin``/``PREFIX.idx`` without loading them.
+
+    Opening checks the header (magic, version, dtype), that the .idx length matches its counts,
+    and that the pointers tile the .bin exactly, so truncated or corrupt files fail here with a
+    one-line UserError instead of returning garbage later.
+
+    Attributes:
+        sizes: (num_sequences,) int32 length of each sequence (a read-only view of the .idx).
+        dtype: the integer dtype of the .bin.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        idx_path, bin_path = prefix + ".idx", prefix + ".bin"
+        for path in (idx_path, bin_path):
+            if not os.path.isfile(path):
+                raise UserError(f"{path}: binarized data file not found")
+        idx = _map(idx_path)
+        if len(idx) < _HEADER.size:
+            raise UserError(f"{idx_path}: truncated index ({len(idx)} bytes, header needs 34)")
+        magic, version, code, n, ndoc = _HEADER.unpack(bytes(idx[: _HEADER.size]))
+        if magic != HDR_MAGIC:
+            raise UserError(f"{idx_path}: not an MMapIndexedDataset index (bad magic {magic!r})")
+        if version != VERSION:
+            raise UserError(f"{idx_path}: unsupported index version {version} (expected 1)")
+        if code not in DTYPE_CODES:
+            raise UserError(f"{idx_path}: unknown dtype code {code}")
+        expected = _HEADER.size + n * 4 + n * 8 + ndoc * 8
+        if len(idx) != expected:
+            raise UserError(f"{idx_path}: {len(idx)} bytes, but {n} sequences need {expected}")
+        self.dtype = DTYPE_CODES[code]
+        self._idx = idx
+        self.sizes = np.frombuffer(idx, dtype=np.int32, count=n, offset=_HEADER.size)
+        self._pointers = np.frombuffer(idx, dtype=np.int64, count=n, offset=_HEADER.size + 4 * n)
+        self._bin = _map(bin_path)
+        _check_layout(
+            self.sizes,
+            self._pointers,
+            itemsize=np.dtype(self.dtype).itemsize,
+            bin_bytes=len(self._bin),
+            where=prefix,
+        )
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        """Return sequence ``index`` as a fresh (seq_len,) int64 array."""
+        n = len(self.sizes)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} sequences in {self.prefix}")
+        size, ptr = int(self.sizes[index]), int(self._pointers[index])
+        return np.frombuffer(self._bin, dtype=self.dtype, count=size, offset=ptr).astype(np.int64)
+
+    def num_tokens(self) -> int:
+        """Total number of tokens in the dataset."""
+        return int(self.sizes.sum(dtype=np.int64))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"prefix": self.prefix}  # memory maps do not pickle; reopen in the new process
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["prefix"])  # type: ignore[misc]
+
+
+def _map(path: str) -> np.ndarray:
+    """Memory-map a file as bytes (an empty file gives an empty array: mmap refuses length 0)."""
+    if os.path.getsize(path) == 0:
+        return np.zeros(0, dtype=np.uint8)
+    return np.memmap(path, mode="r", dtype=np.uint8)
+
+
+def _check_layout(
+    sizes: np.ndarray, pointers: np.ndarray, *, itemsize: int, bin_bytes: int, where: str
+) -> None:
+    """Check that sequence i starts where i-1 ends and the last one ends at the .bin's end."""
+    end = 0
+    for start in range(0, len(sizes), _CHECK_BLOCK):
+        nbytes = sizes[start : start + _CHECK_BLOCK].astype(np.int64) * itemsize
+        expected = end + np.cumsum(nbytes) - nbytes
+        if (nbytes < 0).any() or (pointers[start : start + _CHECK_BLOCK] != expected).any():
+            raise UserError(f"{where}.idx: corrupt sizes or pointers (not a contiguous layout)")
+        end = int(expected[-1] + nbytes[-1])
+    if end != bin_bytes:
+        raise UserError(
+            f"{where}.bin: {bin_bytes} bytes, but {where}.idx describes {end} "
+            f"(truncated or corrupt)"
+        )
