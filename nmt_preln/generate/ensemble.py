@@ -1,0 +1,123 @@
+"""Next-token log-probabilities for the search: one model or an ensemble, cached or not.
+
+The search in :mod:`nmt_preln.generate.beam_search` only sees a :class:`StepScorer`: feed it the
+last token of every row, get ``(rows, vocab)`` float32 log-probabilities back, and tell it which
+rows survive (``reorder``). :class:`EnsembleScorer` implements that over the decoding interface of
+:class:`nmt_preln.models.transformer.Transformer` (``encode`` / ``init_cache`` / ``decode_step``
+/ ``decode``), written here as the :class:`DecodingModel` protocol so tests can use fake models.
+
+Ensembles average probabilities, like fairseq: ``log p(y) = logsumexp_m log p_m(y) - log M``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+
+class DecodingModel(Protocol):
+    """The part of the Transformer's interface that decoding uses (see docs/INTERNALS.md)."""
+
+    def encode(self, src_tokens: Tensor) -> Any:
+        """``src_tokens (batch, src_len)`` -> an encoder output with ``reorder(order)``."""
+        ...
+
+    def init_cache(self, enc: Any, *, max_len: int) -> Any:
+        """A decoder cache for ``max_len`` steps, with ``reorder(order)`` (in place)."""
+        ...
+
+    def decode_step(self, tokens: Tensor, enc: Any, cache: Any) -> Tensor:
+        """``tokens (rows,)`` -> logits ``(rows, vocab)``; advances ``cache`` by one position."""
+        ...
+
+    def decode(self, prev_output_tokens: Tensor, enc: Any) -> Tensor:
+        """``prev_output_tokens (rows, tgt_len)`` -> logits ``(rows, tgt_len, vocab)``, causal."""
+        ...
+
+
+class StepScorer(Protocol):
+    """What the search needs: per-step log-probabilities over rows it can reorder."""
+
+    def step(self, tokens: Tensor) -> Tensor:
+        """``tokens (rows,)``, the last token of each row -> ``(rows, vocab)`` float32 log-probs."""
+        ...
+
+    def reorder(self, order: Tensor) -> None:
+        """Keep (and repeat) rows: row ``i`` of the new state is row ``order[i]`` of the old."""
+        ...
+
+
+class EnsembleScorer:
+    """Log-probabilities of the mean distribution of ``models`` for a batch of sources.
+
+    The sources are encoded once at construction; with ``use_cache`` every step runs
+    ``decode_step`` on the models' key/value caches, otherwise (for benchmarks and checks) the
+    whole decoder is recomputed on the full prefix each step with ``decode``.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[DecodingModel],
+        src_tokens: Tensor,
+        *,
+        max_len: int,
+        temperature: float = 1.0,
+        use_cache: bool = True,
+    ) -> None:
+        """Encode the sources with every model.
+
+        Args:
+            models: one or more models sharing the target vocabulary.
+            src_tokens: ``(batch, src_len)``, right-padded.
+            max_len: the most decoder steps any row will take (cache capacity).
+            temperature: logits are divided by it before the softmax (fairseq's --temperature).
+            use_cache: incremental decoding (True) or full recomputation of the prefix (False).
+        """
+        if not models:
+            raise ValueError("EnsembleScorer needs at least one model")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.models = list(models)
+        self.temperature = temperature
+        self.use_cache = use_cache
+        self.encoder_outs = [m.encode(src_tokens) for m in self.models]
+        self.caches = (
+            [
+                m.init_cache(e, max_len=max_len)
+                for m, e in zip(self.models, self.encoder_outs, strict=True)
+            ]
+            if use_cache
+            else []
+        )
+        self.prefix = src_tokens.new_zeros((src_tokens.size(0), 0))  # (rows, steps), no-cache path
+
+    def _logits(self, index: int, tokens: Tensor) -> Tensor:
+        model, enc = self.models[index], self.encoder_outs[index]
+        if self.use_cache:
+            return model.decode_step(tokens, enc, self.caches[index])  # (rows, V)
+        return model.decode(self.prefix, enc)[:, -1]  # (rows, V)
+
+    def step(self, tokens: Tensor) -> Tensor:
+        """Advance every row by ``tokens (rows,)``; return ``(rows, vocab)`` float32 log-probs."""
+        if not self.use_cache:
+            self.prefix = torch.cat([self.prefix, tokens[:, None]], dim=1)  # (rows, t+1)
+        # log_softmax in float32 even under autocast: bf16 log-probs would tie many beams.
+        lprobs = [
+            torch.log_softmax(self._logits(i, tokens).float() / self.temperature, dim=-1)
+            for i in range(len(self.models))
+        ]
+        if len(lprobs) == 1:
+            return lprobs[0]
+        stacked = torch.stack(lprobs, dim=0)  # (M, rows, V)
+        return torch.logsumexp(stacked, dim=0) - math.log(len(lprobs))
+
+    def reorder(self, order: Tensor) -> None:
+        """Select/repeat rows of every encoder output and cache (``order (new_rows,)``)."""
+        self.encoder_outs = [e.reorder(order) for e in self.encoder_outs]
+        for cache in self.caches:
+            cache.reorder(order)
+        self.prefix = self.prefix.index_select(0, order)

@@ -1,0 +1,240 @@
+"""``nmt-generate`` and ``nmt-average`` as a user runs them, on a tiny trained model.
+
+The fixture writes a generated corpus, runs ``nmt-preprocess``, and trains a 2+2-layer model for
+a few updates with ``nmt_preln.train.trainer.train`` (in-process: one torch start-up less).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import random
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from nmt_preln.config import (
+    CheckpointConfig,
+    DataConfig,
+    HardwareConfig,
+    ModelConfig,
+    PreprocessConfig,
+    TrainConfig,
+)
+from nmt_preln.config import Device as DeviceName
+from nmt_preln.data.preprocess import preprocess as run_preprocess
+from nmt_preln.train.checkpoint import load_checkpoint, load_model_from_checkpoint
+from nmt_preln.train.trainer import train
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+WORDS = ["haus", "katze", "hund", "baum", "rot", "blau", "gross", "klein", "der", "die", "das"]
+
+
+def run(
+    *args: str, cwd: Path, stdin: str | None = None, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [str(BIN / args[0]), *args[1:]],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
+    if ok:
+        assert proc.returncode == 0, f"{args[0]} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def write_corpus(raw: Path, *, seed: int, words: list[str]) -> None:
+    rng = random.Random(seed)
+    raw.mkdir(parents=True)
+    for split, n in (("train", 400), ("valid", 10), ("test", 15)):
+        src = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 7))) for _ in range(n)]
+        (raw / f"{split}.de").write_text("\n".join(src) + "\n", encoding="utf-8")
+        (raw / f"{split}.en").write_text("\n".join(s[::-1] for s in src) + "\n", encoding="utf-8")
+
+
+def preprocess(work: Path, name: str) -> None:
+    run(
+        "nmt-preprocess",
+        "--source-lang",
+        "de",
+        "--target-lang",
+        "en",
+        "--trainpref",
+        f"{name}/train",
+        "--validpref",
+        f"{name}/valid",
+        "--testpref",
+        f"{name}/test",
+        "--destdir",
+        f"{name}-bin",
+        "--joined-dictionary",
+        "--spm-vocab-size",
+        "80",
+        cwd=work,
+    )
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("generate_cli")
+    write_corpus(work / "raw", seed=0, words=WORDS)
+    preprocess(work, "raw")
+    arch = ModelConfig(
+        encoder_layers=2,
+        decoder_layers=2,
+        d_model=32,
+        ffn_dim=64,
+        num_heads=2,
+        dropout=0.0,
+        max_positions=128,
+    )
+    cfg = TrainConfig(
+        arch=arch,
+        data=DataConfig(path=str(work / "raw-bin"), max_tokens=2048, num_workers=0),
+        hardware=HardwareConfig(device=DeviceName.cpu, num_threads=1),
+        checkpoint=CheckpointConfig(save_dir=str(work / "ckpt")),
+        max_update=12,
+        max_epoch=0,
+        log_interval=100,
+        progress_bar=False,
+        log_layer_grad_norms=False,
+        seed=1,
+    )
+    cfg.optim.lr = 3e-3
+    cfg.schedule.warmup_updates = 0
+    train(cfg)
+    return work
+
+
+def generate(
+    work: Path, *args: str, stdin: str | None = None, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return run(
+        "nmt-generate",
+        "raw-bin",
+        "--path",
+        "ckpt/checkpoint_last.pt",
+        "--beam",
+        "3",
+        "--max-len-b",
+        "20",
+        *args,
+        cwd=work,
+        stdin=stdin,
+        ok=ok,
+    )
+
+
+def test_fairseq_format_with_scores(work: Path) -> None:
+    proc = generate(work, "--nbest", "2")
+    lines = proc.stdout.splitlines()
+    for kind, count in (("S", 15), ("T", 15), ("H", 30), ("D", 30), ("P", 30)):
+        assert sum(ln.startswith(f"{kind}-") for ln in lines) == count, kind
+    assert [ln.split("\t")[0] for ln in lines if ln.startswith("S-")] == [
+        f"S-{i}" for i in range(15)
+    ]
+    assert any(ln.startswith("sacreBLEU BLEU = ") and "tok:13a" in ln for ln in lines)
+    assert any(ln.startswith("sacreBLEU chrF2 = ") for ln in lines)
+    assert any(ln.startswith("Generate test with beam=3: BLEU4 = ") for ln in lines)
+    assert "Translated 15 sentences" in proc.stderr
+
+
+def test_plain_file_input_and_results_path(work: Path) -> None:
+    (work / "in.de").write_text("der hund\n\nrot blau haus\n", encoding="utf-8")
+    proc = generate(work, "--input", "in.de", "--output-format", "plain")
+    assert len(proc.stdout.split("\n")) == 4 and proc.stdout.split("\n")[1] == ""
+    assert "in.de: line 2: empty line" in proc.stderr
+    proc = generate(work, "--results-path", "res", "--quiet")
+    assert proc.stdout == ""
+    written = (work / "res" / "generate-test.txt").read_text(encoding="utf-8")
+    assert "BLEU4" in written and "H-0" not in written
+
+
+def test_stdin_streams_before_input_ends(work: Path) -> None:
+    cmd = [
+        str(BIN / "nmt-generate"),
+        "raw-bin",
+        "--path",
+        "ckpt/checkpoint_last.pt",
+        "--input",
+        "-",
+        "--output-format",
+        "plain",
+        "--buffer-size",
+        "2",
+        "--beam",
+        "2",
+        "--max-len-b",
+        "10",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=work,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    lines: queue.Queue[bytes] = queue.Queue()
+    stdout = proc.stdout
+    threading.Thread(target=lambda: [lines.put(ln) for ln in stdout], daemon=True).start()
+    proc.stdin.write(b"der hund\nkatze\n")  # one full chunk; stdin stays open
+    proc.stdin.flush()
+    first = [lines.get(timeout=120), lines.get(timeout=120)]  # so they came before the end of input
+    proc.stdin.write(b"\xff\xfe rot\n")
+    proc.stdin.close()
+    assert proc.wait(timeout=120) == 0
+    last = lines.get(timeout=10)
+    assert all(ln.endswith(b"\n") for ln in [*first, last])
+    assert b"<stdin>: line 3: invalid UTF-8" in proc.stderr.read()
+
+
+def test_bad_checkpoint_is_one_line(work: Path) -> None:
+    (work / "broken.pt").write_bytes(b"not a checkpoint at all")
+    proc = run("nmt-generate", "raw-bin", "--path", "broken.pt", cwd=work, ok=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith("nmt-generate: error: ") and proc.stderr.count("\n") == 1
+    assert "broken.pt" in proc.stderr
+
+
+def test_mismatched_dictionary(work: Path) -> None:
+    write_corpus(work / "other", seed=3, words=["zebra", "yak", "xylophon", "wal", "vogel"])
+    other = PreprocessConfig(
+        source_lang="de",
+        target_lang="en",
+        trainpref=str(work / "other" / "train"),
+        testpref=str(work / "other" / "test"),
+        destdir=str(work / "other-bin"),
+        joined_dictionary=True,
+        spm_vocab_size=40,
+    )
+    run_preprocess(other)  # in-process: one start-up less
+    proc = run("nmt-generate", "other-bin", "--path", "ckpt/checkpoint_last.pt", cwd=work, ok=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "dict.de.txt: the source dictionary differs from the one in checkpoint" in proc.stderr
+
+
+def test_average_then_load(work: Path) -> None:
+    ckpt = work / "ckpt"
+    proc = run(
+        "nmt-average",
+        "--inputs",
+        str(ckpt / "checkpoint_last.pt"),
+        str(ckpt / "checkpoint_best.pt"),
+        "--output",
+        "avg.pt",
+        cwd=work,
+    )
+    assert "averaged 2 checkpoints into avg.pt" in proc.stdout
+    model, state = load_model_from_checkpoint(work / "avg.pt", device="cpu")
+    last = load_checkpoint(ckpt / "checkpoint_last.pt")
+    assert state["num_updates"] == last["num_updates"] and model.cfg.d_model == 32
