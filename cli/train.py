@@ -45,6 +45,12 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as err:
         print(f"nmt-train: error: {err}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:  # a second Ctrl-C (the first one saves and exits with 130)
+        print(
+            "nmt-train: error: interrupted; nothing saved since the last checkpoint",
+            file=sys.stderr,
+        )
+        sys.exit(130)
 
 
 if __name__ == "__main__":

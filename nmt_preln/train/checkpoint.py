@@ -267,6 +267,24 @@ def _strip_wrapper_prefixes(weights: dict[str, Any]) -> dict[str, Any]:
     return weights
 
 
+def state_mismatch(expected: dict[str, Any], given: dict[str, Any]) -> str | None:
+    """None when ``given`` has exactly ``expected``'s tensor names and shapes, else the first
+    difference in words (load_state_dict's own message lists every key over many lines)."""
+    for names, what in (
+        ([k for k in expected if k not in given], "lacks"),
+        ([k for k in given if k not in expected], "has an unexpected"),
+    ):
+        if names:
+            more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+            return f"the checkpoint {what} {names[0]}{more}"
+    for name, tensor in expected.items():
+        theirs = given[name]
+        if not isinstance(theirs, torch.Tensor) or theirs.shape != tensor.shape:
+            shape = tuple(theirs.shape) if isinstance(theirs, torch.Tensor) else type(theirs)
+            return f"{name} is {shape} in the checkpoint, {tuple(tensor.shape)} here"
+    return None
+
+
 def load_model_from_checkpoint(
     path: str | os.PathLike[str], *, device: torch.device | str
 ) -> tuple[Transformer, dict[str, Any]]:
@@ -294,9 +312,8 @@ def load_model_from_checkpoint(
     model = build_model(
         cfg, Dictionary.from_symbols(src_symbols), Dictionary.from_symbols(tgt_symbols)
     )
-    try:
-        model.load_state_dict(_strip_wrapper_prefixes(weights))
-    except RuntimeError as e:
-        reason = str(e).splitlines()[0]
-        raise CheckpointError(f"{path}: weights do not fit config.arch: {reason}") from e
+    weights = _strip_wrapper_prefixes(weights) if isinstance(weights, dict) else {}
+    if diff := state_mismatch(model.state_dict(), weights):
+        raise CheckpointError(f"{path}: the weights do not fit its config.arch: {diff}")
+    model.load_state_dict(weights)
     return model.to(device).eval(), state

@@ -1,0 +1,332 @@
+"""What training tells the user: log lines, a progress bar, ``train_log.jsonl``, TensorBoard.
+
+Per-update numbers stay on the device as tensors until a log interval; :meth:`TrainMetrics.flush`
+then moves them to the host with one synchronization, sums the loss over ranks, and writes
+
+* ``<save_dir>/train_log.jsonl``: one JSON object per update (``"split": "train"``) and one per
+  validation (``"split": "valid"``), for grep, plots and the resume test;
+* one stdout line per interval, e.g. ``epoch 001 | update 000100 | loss 7.123 | nll 7.001 |
+  ppl 128.2 | lr 0.0005 | gnorm 1.23 | tok/s 2048`` (on one line);
+* TensorBoard scalars (``train/*``, ``valid/*``, ``grad_norm/<layer>``).
+
+Losses are reported like fairseq: base 2, per target token; ``ppl = 2 ** nll``. Only rank 0
+writes; every rank must call :meth:`TrainMetrics.flush` because it contains a collective.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import torch
+from torch import nn
+
+from nmt_preln.train import distributed
+from nmt_preln.train.distributed import DistributedContext
+from nmt_preln.train.loss import base2_per_token, perplexity
+
+LOG_NAME = "train_log.jsonl"
+# Parameters whose gradient norms are plotted per layer (the paper's Figure 3 looks at FFN).
+_LAYER_WEIGHT_MARKERS = ("fc1", "fc2", "_proj")
+
+
+@dataclass
+class UpdateStats:
+    """One optimizer update as the trainer saw it; tensors are still on the device.
+
+    Attributes:
+        update: the update number after this step (1-based).
+        epoch: the epoch it belongs to (1-based).
+        loss_sum: summed label-smoothed loss of this rank, natural log, scalar tensor.
+        nll_sum: summed negative log-likelihood of this rank, natural log, scalar tensor.
+        ntokens: target tokens of the update on all ranks.
+        nsentences: sentences of the update on all ranks.
+        gnorm: gradient norm before clipping, scalar tensor (identical on all ranks).
+        lr: learning rate used.
+        loss_scale: fp16 loss scale, None in fp32/bf16.
+    """
+
+    update: int
+    epoch: int
+    loss_sum: torch.Tensor
+    nll_sum: torch.Tensor
+    ntokens: int
+    nsentences: int
+    gnorm: torch.Tensor
+    lr: float
+    loss_scale: float | None = None
+
+
+def layer_grad_norms(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Gradient norms of the FFN and attention weight matrices, layer by layer.
+
+    Uses the model's own list (:func:`nmt_preln.models.transformer.named_analysis_weights`,
+    names like ``encoder.3.ffn.fc1``) when it is a :class:`Transformer`; otherwise every
+    ``*fc1*``, ``*fc2*`` and ``*_proj`` weight found in ``named_parameters``.
+
+    Returns:
+        ``{name: norm}``: float32 scalar tensors still on the device (no sync).
+    """
+    from nmt_preln.models.transformer import Transformer, named_analysis_weights
+
+    if isinstance(model, Transformer):
+        named = named_analysis_weights(model)
+    else:
+        named = [
+            (name.removesuffix(".weight"), param)
+            for name, param in model.named_parameters()
+            if name.endswith(".weight")
+            and any(m in name.rsplit(".", 2)[-2] for m in _LAYER_WEIGHT_MARKERS)
+        ]
+    return {
+        name: torch.linalg.vector_norm(weight.grad, dtype=torch.float32)
+        for name, weight in named
+        if weight.grad is not None
+    }
+
+
+def truncate_log(save_dir: str, num_updates: int) -> None:
+    """Drop log records past ``num_updates`` (written after the checkpoint we resume from)."""
+    path = os.path.join(save_dir, LOG_NAME)
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        kept = [line for line in f if line.strip() and json.loads(line)["update"] <= num_updates]
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(kept)
+
+
+class _ProgressBar:
+    """A one-line ``\\r`` progress bar for terminals (no tqdm dependency)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.last_draw = 0.0
+        self.text = ""
+
+    def update(self, *, epoch: int, done: int, total: int, postfix: str) -> None:
+        now = time.monotonic()
+        if now - self.last_draw < 0.2 and done < total:
+            return  # redraw at most five times a second
+        self.last_draw = now
+        width = 20
+        filled = width * done // max(total, 1)
+        bar = "#" * filled + "-" * (width - filled)
+        self.text = f"epoch {epoch:03d} |{bar}| {done}/{total} {postfix}"
+        self.stream.write("\r" + self.text + "\033[K")
+        self.stream.flush()
+
+    def write_line(self, line: str) -> None:
+        """Print a log line above the bar, then draw the bar again."""
+        self.stream.write("\r\033[K" + line + "\n")
+        if self.text:
+            self.stream.write(self.text)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.text:
+            self.stream.write("\n")
+            self.stream.flush()
+        self.text = ""
+
+
+class TrainMetrics:
+    """Buffers per-update statistics and writes them at log intervals (rank 0 only).
+
+    Args:
+        ctx: the distributed context (only rank 0 writes).
+        save_dir: where ``train_log.jsonl`` goes.
+        tensorboard_dir: TensorBoard event directory, None to disable TensorBoard.
+        progress_bar: draw a bar when stdout is a terminal.
+        stream: where log lines go (stdout).
+    """
+
+    def __init__(
+        self,
+        ctx: DistributedContext,
+        *,
+        save_dir: str,
+        tensorboard_dir: str | None,
+        progress_bar: bool,
+        stream: TextIO | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.stream = stream if stream is not None else sys.stdout
+        self.log_path = os.path.join(save_dir, LOG_NAME)
+        self.pending: list[UpdateStats] = []
+        self.pending_layer_norms: dict[str, torch.Tensor] = {}
+        self.interval_start = time.perf_counter()
+        self.paused_seconds = 0.0
+        self.run_start = time.perf_counter()
+        self.writer: Any = None
+        self.bar: _ProgressBar | None = None
+        if ctx.is_main:
+            os.makedirs(save_dir, exist_ok=True)
+            if tensorboard_dir is not None:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(tensorboard_dir)
+            if progress_bar and self.stream.isatty():
+                self.bar = _ProgressBar(self.stream)
+        self.last_postfix = ""
+
+    def restart_clock(self) -> None:
+        """Start timing tokens per second now (at the first update, not at start-up)."""
+        self.interval_start, self.paused_seconds = time.perf_counter(), 0.0
+
+    def add(
+        self, stats: UpdateStats, *, layer_norms: dict[str, torch.Tensor] | None = None
+    ) -> None:
+        """Remember one update (no host synchronization).
+
+        Args:
+            stats: the update's numbers.
+            layer_norms: per-layer gradient norms (from :func:`layer_grad_norms`) to write
+                at the next flush.
+        """
+        self.pending.append(stats)
+        if layer_norms is not None:
+            self.pending_layer_norms = layer_norms
+
+    def progress(self, *, epoch: int, done: int, total: int) -> None:
+        """Move the progress bar (host counters only)."""
+        if self.bar is not None:
+            self.bar.update(epoch=epoch, done=done, total=total, postfix=self.last_postfix)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Exclude the enclosed time (validation, saving) from tokens per second."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.paused_seconds += time.perf_counter() - start
+
+    def flush(self) -> dict[str, float]:
+        """Write the buffered updates; a collective, so every rank must call it.
+
+        Returns:
+            Averages over the interval (``loss``, ``nll``, ``ppl``, ``lr``, ``gnorm``, ``tok/s``),
+            empty when nothing was buffered.
+        """
+        if not self.pending:
+            return {}
+        pending, self.pending = self.pending, []
+        sums = torch.stack([torch.stack([s.loss_sum, s.nll_sum]) for s in pending]).float()
+        sums = distributed.all_reduce_sum(sums, self.ctx)
+        gnorms = torch.stack([s.gnorm.float() for s in pending])
+        loss_nll, gnorm_list = sums.tolist(), gnorms.tolist()  # the host sync of this interval
+        norms, self.pending_layer_norms = self.pending_layer_norms, {}
+        norm_values = (
+            dict(zip(norms, torch.stack(list(norms.values())).tolist(), strict=True))
+            if norms
+            else {}
+        )
+        now = time.perf_counter()
+        seconds = max(now - self.interval_start - self.paused_seconds, 1e-9)
+        self.interval_start, self.paused_seconds = now, 0.0
+        ntokens = sum(s.ntokens for s in pending)
+        summary = {
+            "loss": base2_per_token(sum(r[0] for r in loss_nll), ntokens),
+            "nll": base2_per_token(sum(r[1] for r in loss_nll), ntokens),
+            "lr": pending[-1].lr,
+            "gnorm": sum(gnorm_list) / len(gnorm_list),
+            "tok/s": ntokens / seconds,
+        }
+        summary["ppl"] = perplexity(summary["nll"])
+        if self.ctx.is_main:
+            self._write_updates(pending, loss_nll, gnorm_list, now)
+            self._write_summary(pending[-1], summary, norm_values)
+        return summary
+
+    def _write_updates(
+        self,
+        pending: list[UpdateStats],
+        loss_nll: list[list[float]],
+        gnorms: list[float],
+        now: float,
+    ) -> None:
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            for stats, (loss, nll), gnorm in zip(pending, loss_nll, gnorms, strict=True):
+                record: dict[str, Any] = {
+                    "split": "train",
+                    "epoch": stats.epoch,
+                    "update": stats.update,
+                    "loss": base2_per_token(loss, stats.ntokens),
+                    "nll": base2_per_token(nll, stats.ntokens),
+                    "lr": stats.lr,
+                    "gnorm": gnorm,
+                    "ntokens": stats.ntokens,
+                    "nsentences": stats.nsentences,
+                    "wall": round(now - self.run_start, 3),
+                }
+                if stats.loss_scale is not None:
+                    record["loss_scale"] = stats.loss_scale
+                f.write(json.dumps(record) + "\n")
+
+    def _write_summary(
+        self, last: UpdateStats, summary: dict[str, float], layer_norms: dict[str, float]
+    ) -> None:
+        line = (
+            f"epoch {last.epoch:03d} | update {last.update:06d} | loss {summary['loss']:.3f} | "
+            f"nll {summary['nll']:.3f} | ppl {summary['ppl']:.1f} | lr {summary['lr']:.4g} | "
+            f"gnorm {summary['gnorm']:.3f} | tok/s {summary['tok/s']:.0f}"
+        )
+        if last.loss_scale is not None:
+            line += f" | loss_scale {last.loss_scale:g}"
+        self.last_postfix = f"loss {summary['loss']:.3f} lr {summary['lr']:.3g}"
+        self._print(line)
+        if self.writer is not None:
+            step = last.update
+            for key in ("loss", "nll", "ppl", "lr", "gnorm"):
+                self.writer.add_scalar(f"train/{key}", summary[key], step)
+            self.writer.add_scalar("train/tokens_per_s", summary["tok/s"], step)
+            if last.loss_scale is not None:
+                self.writer.add_scalar("train/loss_scale", last.loss_scale, step)
+            for name, value in layer_norms.items():
+                self.writer.add_scalar(f"grad_norm/{name}", value, step)
+
+    def validation(self, *, epoch: int, update: int, stats: dict[str, float]) -> None:
+        """Log one validation result (``loss``, ``nll``, ``ppl``, optional ``bleu``, ``best``)."""
+        if not self.ctx.is_main:
+            return
+        parts = [f"epoch {epoch:03d} | update {update:06d} | valid"]
+        parts += [f"{key} {value:.3f}" for key, value in stats.items()]
+        self._print(" | ".join(parts))
+        record = {"split": "valid", "epoch": epoch, "update": update, **stats}
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in stats.items():
+                self.writer.add_scalar(f"valid/{key}", value, update)
+            self.writer.flush()
+
+    def info(self, message: str) -> None:
+        """Print a plain message (rank 0 only), above the progress bar if there is one."""
+        if self.ctx.is_main:
+            self._print(message)
+
+    def _print(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write_line(line)
+        else:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def end_epoch(self) -> None:
+        """Finish the progress bar line of the epoch."""
+        if self.bar is not None:
+            self.bar.close()
+
+    def close(self) -> None:
+        """Flush and close TensorBoard and the progress bar (rank 0)."""
+        self.end_epoch()
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

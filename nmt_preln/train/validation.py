@@ -1,0 +1,173 @@
+"""Validation during training: loss and NLL per token (base 2), perplexity, optional BLEU.
+
+Every rank scores its share of the validation batches; the sums are then added over ranks, so
+all ranks agree on the numbers (and on early stopping). BLEU decodes greedily with the
+search of :mod:`nmt_preln.generate` (imported only when ``validate_bleu`` is set) and scores
+detokenized text with sacreBLEU's defaults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, cast
+
+import numpy as np
+import torch
+from torch import nn
+
+from nmt_preln.config import GenerateConfig, Precision, TrainConfig
+from nmt_preln.data.dataset import LanguagePairDataset
+from nmt_preln.train import distributed
+from nmt_preln.train.batching import PairDataset, batch_by_size, iterate_batches
+from nmt_preln.train.distributed import DistributedContext
+from nmt_preln.train.loss import base2_per_token, label_smoothed_cross_entropy, perplexity
+
+# Greedy decoding length limit for validation BLEU: a * source length + b tokens.
+_BLEU_MAX_LEN_A = 1.2
+_BLEU_MAX_LEN_B = 10
+
+
+def autocast(precision: Precision, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """bf16/fp16 autocast on ``device``'s type; nothing for fp32."""
+    dtype = {Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}.get(precision)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class Validator:
+    """Scores the validation split with the training loss (and optionally BLEU).
+
+    Args:
+        cfg: the training config (label smoothing, max_tokens, precision, validate_bleu).
+        data: the validation split, with targets.
+        ctx: the distributed context; each rank takes every ``W``-th batch.
+        device: where the model lives.
+        spm_models: ``{lang: model bytes}`` for detokenizing BLEU input; empty when the data
+            is pre-segmented (then fairseq's ``@@ `` continuation marks are removed).
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        data: LanguagePairDataset,
+        *,
+        ctx: DistributedContext,
+        device: torch.device,
+        spm_models: dict[str, bytes],
+    ) -> None:
+        self.cfg = cfg
+        self.data = data
+        self.ctx = ctx
+        self.device = device
+        self.spm_models = spm_models
+        # LanguagePairDataset has what PairDataset asks for; mypy sees its mutable protocol
+        # attributes as invariant, hence the cast.
+        self.pairs = cast(PairDataset, data)
+        batches = batch_by_size(
+            data.src_sizes,
+            data.tgt_sizes,
+            max_tokens=cfg.data.max_tokens,
+            max_sentences=cfg.data.batch_size,
+            seed=cfg.seed,
+            epoch=1,
+        )
+        # Pairs past the model's positions cannot be scored; training skips them too.
+        limit = cfg.arch.max_positions
+        assert data.tgt_sizes is not None
+        fits = (data.src_sizes <= min(cfg.data.max_source_positions, limit)) & (
+            data.tgt_sizes <= min(cfg.data.max_target_positions, limit)
+        )
+        batches = [b[fits[b]] for b in batches if fits[b].any()]
+        # No gradients to synchronize, so ranks may get unequal shares (nothing is dropped).
+        self.batches: list[np.ndarray] = batches[ctx.rank :: ctx.world_size]
+
+    def run(self, model: nn.Module) -> dict[str, float]:
+        """Validate ``model`` (a collective: every rank must call it).
+
+        Returns:
+            ``loss`` and ``nll`` in bits per target token, ``ppl = 2 ** nll``, and ``bleu``
+            when ``validate_bleu`` is set.
+        """
+        was_training = model.training
+        model.eval()
+        try:
+            sums = self._loss_sums(model)
+            loss, nll, ntokens = distributed.all_reduce_sum(sums, self.ctx).tolist()
+            nll_bits = base2_per_token(nll, int(ntokens))
+            stats = {
+                "loss": base2_per_token(loss, int(ntokens)),
+                "nll": nll_bits,
+                "ppl": perplexity(nll_bits),
+            }
+            if self.cfg.validate_bleu:
+                stats["bleu"] = self._bleu(model)
+        finally:
+            model.train(was_training)
+        return stats
+
+    def _loss_sums(self, model: nn.Module) -> torch.Tensor:
+        """(3,) float64: summed loss, summed NLL (nats) and target tokens of this rank."""
+        sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+        pad = self.data.tgt_dict.pad
+        pin = self.device.type == "cuda"
+        with torch.no_grad(), autocast(self.cfg.hardware.precision, self.device):
+            for batch in iterate_batches(self.pairs, self.batches, pin_memory=pin):
+                batch = batch.to(self.device, non_blocking=True)
+                assert batch.prev_output_tokens is not None and batch.target is not None
+                logits = model(batch.src_tokens, batch.prev_output_tokens)  # (B, T, V)
+                loss, nll = label_smoothed_cross_entropy(
+                    logits, batch.target, epsilon=self.cfg.label_smoothing, pad=pad
+                )
+                sums[0] += loss.double()
+                sums[1] += nll.double()
+                sums[2] += batch.ntokens
+        return sums
+
+    def _bleu(self, model: nn.Module) -> float:
+        """Corpus BLEU of greedy translations of the whole validation split (sacreBLEU)."""
+        from sacrebleu.metrics import BLEU
+
+        pairs = self._translate(model)
+        gathered = distributed.all_gather_objects(pairs, self.ctx)
+        hyps = [h for part in gathered for h, _ in part]
+        refs = [r for part in gathered for _, r in part]
+        return float(BLEU().corpus_score(hyps, [refs]).score) if hyps else 0.0
+
+    def _translate(self, model: nn.Module) -> list[tuple[str, str]]:
+        """(hypothesis, reference) detokenized, for this rank's batches."""
+        from nmt_preln.data.tokenizer import SentencePieceTokenizer
+        from nmt_preln.generate.beam_search import Specials, greedy_search, max_lengths
+        from nmt_preln.generate.ensemble import EnsembleScorer
+        from nmt_preln.generate.inputs import Segmenter
+
+        tgt_dict, lang = self.data.tgt_dict, self.data.target_lang
+        spm = self.spm_models.get(lang)
+        tokenizer = SentencePieceTokenizer.from_bytes(spm, name=lang) if spm else None
+        segmenter = Segmenter(tokenizer, remove_bpe=None if spm else "@@ ")
+        gen = GenerateConfig(
+            data=self.cfg.data.path, path="", beam=1, max_len_a=_BLEU_MAX_LEN_A,
+            max_len_b=_BLEU_MAX_LEN_B,
+        )  # fmt: skip
+        limit = self.cfg.arch.max_positions - 1  # the decoder input also holds the first </s>
+        assert self.data.tgt is not None
+        pairs = []
+        with torch.inference_mode(), autocast(self.cfg.hardware.precision, self.device):
+            for batch in iterate_batches(self.pairs, self.batches):
+                src = batch.src_tokens.to(self.device)  # (B, S)
+                lengths = batch.src_lengths.to(self.device)  # (B,)
+                steps = int(max_lengths(lengths, gen, limit=limit).max()) + 1
+                scorer = EnsembleScorer([model], src, max_len=steps)  # type: ignore[list-item]
+                hyps = greedy_search(
+                    scorer,
+                    src_lengths=lengths,
+                    cfg=gen,
+                    specials=Specials.of(tgt_dict),
+                    max_len_limit=limit,
+                )
+                for i, hyp in zip(batch.ids.tolist(), hyps, strict=True):
+                    ref = tgt_dict.string(self.data.tgt[i].tolist())
+                    pairs.append(
+                        (segmenter.decode(tgt_dict.string(hyp.tokens)), segmenter.decode(ref))
+                    )
+        return pairs
