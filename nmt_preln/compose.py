@@ -9,6 +9,7 @@ composition error (unknown key, wrong type, bad enum value, missing option) beco
 from __future__ import annotations
 
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from hydra import compose, initialize_config_module
@@ -24,9 +25,22 @@ CONFIG_MODULE = "nmt_preln.conf"
 
 
 def group_options(group: str) -> list[str]:
-    """Names of the YAML options shipped in ``conf/<group>/``, sorted."""
-    folder = resources.files(CONFIG_MODULE).joinpath(group)
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    """Names of the YAML options shipped in ``conf/<group>/``, sorted.
+
+    Subfolders count too (``conf/experiment/cpu/x.yaml`` is the option ``cpu/x``, selected as
+    ``+experiment=cpu/x``).
+    """
+
+    def walk(folder: Traversable, prefix: str) -> list[str]:
+        names = []
+        for p in folder.iterdir():
+            if p.is_dir():
+                names += walk(p, f"{prefix}{p.name}/")
+            elif p.name.endswith(".yaml"):
+                names.append(prefix + p.name[: -len(".yaml")])
+        return names
+
+    return sorted(walk(resources.files(CONFIG_MODULE).joinpath(group), ""))
 
 
 def _one_line(err: BaseException) -> str:

@@ -203,9 +203,11 @@ class PreprocessConfig:
     tgtdict: str | None = field(default=None, metadata=_help("reuse this target dictionary"))
     nwordssrc: int = field(default=-1, metadata=_help("source dictionary size limit, -1 none"))
     nwordstgt: int = field(default=-1, metadata=_help("target dictionary size limit, -1 none"))
-    thresholdsrc: int = field(default=0, metadata=_help("drop source words seen <= N times"))
-    thresholdtgt: int = field(default=0, metadata=_help("drop target words seen <= N times"))
-    workers: int = field(default=1, metadata=_help("worker processes"))
+    # fairseq's Dictionary.finalize keeps a symbol when count >= threshold (0 and 1 keep all).
+    thresholdsrc: int = field(default=0, metadata=_help("map source words seen < N times to unk"))
+    thresholdtgt: int = field(default=0, metadata=_help("map target words seen < N times to unk"))
+    # SentencePiece training/encoding threads; 0 = every available core (fairseq's default is 1).
+    workers: int = field(default=0, metadata=_help("threads, 0 = all cores"))
     segmentation: Segmentation = field(
         default=Segmentation.sentencepiece, metadata=_help("sentencepiece or none (pre-segmented)")
     )
@@ -249,15 +251,102 @@ class GenerateConfig:
     sampling: bool = field(default=False, metadata=_help("sample instead of beam search"))
     sampling_topk: int = field(default=-1, metadata=_help("sample from the k best, -1 off"))
     sampling_topp: float = field(default=-1.0, metadata=_help("nucleus sampling mass, -1 off"))
-    temperature: float = field(default=1.0, metadata=_help("sampling temperature"))
+    # Divides the logits in beam search too, as fairseq's --temperature does.
+    temperature: float = field(default=1.0, metadata=_help("softmax temperature (logits / T)"))
     output_format: OutputFormat = field(
         default=OutputFormat.fairseq, metadata=_help("fairseq lines or plain translations")
     )
     results_path: str | None = field(default=None, metadata=_help("write output to this dir"))
     quiet: bool = field(default=False, metadata=_help("print only the scores"))
+    # Only for pre-segmented data (segmentation "none"): SentencePiece output is always decoded.
+    remove_bpe: str | None = field(
+        default=None, metadata=_help('BPE marker removed for D- lines and BLEU, e.g. "@@ "')
+    )
     device: Device = field(default=Device.auto, metadata=_help("auto, cpu or cuda"))
     precision: Precision = field(default=Precision.fp32, metadata=_help("fp32, bf16 or fp16"))
     seed: int = field(default=1, metadata=_help("random seed (sampling)"))
+
+
+# --- nmt-analyze (the paper's experiments; nmt_preln/analysis/) ---------------------------
+
+
+@dataclass
+class GradNormConfig:
+    """``nmt-analyze grad-norm``: per-layer gradient norms at initialization (paper, Figure 3)."""
+
+    data: str = field(default=MISSING, metadata=_help("data directory written by nmt-preprocess"))
+    out: str = field(default="grad-norm", metadata=_help("directory for the CSV and PNG files"))
+    # Both placements are built from this option's dimensions; only norm_position differs.
+    arch: str = field(default="preln", metadata=_help("conf/arch option giving the dimensions"))
+    layers: int = field(default=0, metadata=_help("layers per stack of the profile, 0: arch's"))
+    depths: str = field(
+        default="6,8,10,12,14", metadata=_help("layers per stack of the depth sweep, '' skips")
+    )
+    seeds: int = field(default=3, metadata=_help("initializations averaged: seed, seed+1, ..."))
+    batches: int = field(default=2, metadata=_help("training batches averaged per initialization"))
+    subset: str = field(default="train", metadata=_help("split the batches are drawn from"))
+    max_tokens: int = field(default=4096, metadata=_help("tokens per batch, as in training"))
+    label_smoothing: float = field(default=0.1, metadata=_help("epsilon of the training loss"))
+    # Off by default: Theorem 1 has no dropout, and it makes the norms depend on the mask.
+    train_mode: bool = field(default=False, metadata=_help("keep the arch's dropout on"))
+    device: Device = field(default=Device.auto, metadata=_help("auto, cpu or cuda"))
+    num_threads: int = field(default=0, metadata=_help("CPU threads, 0: torch's default"))
+    seed: int = field(default=1, metadata=_help("first initialization seed; also picks batches"))
+
+
+@dataclass
+class SweepConfig:
+    """``nmt-analyze sweep``: train a list of ``+experiment`` runs, decode them, draw curves."""
+
+    experiments: str = field(
+        default=MISSING, metadata=_help("comma-separated experiment options; globs allowed")
+    )
+    out: str = field(default="sweep", metadata=_help("one subdirectory per run, plus figures"))
+    name: str = field(default="sweep", metadata=_help("file name of the figure and its CSV"))
+    gen_subsets: str = field(default="valid,test", metadata=_help("splits decoded for BLEU"))
+    checkpoint: str = field(default="best", metadata=_help("checkpoint decoded: best or last"))
+    beam: int = field(default=5, metadata=_help("beam size of the final decoding"))
+    lenpen: float = field(default=1.0, metadata=_help("length penalty (paper IWSLT14: 1.2)"))
+    rerun: bool = field(default=False, metadata=_help("train and decode finished runs again"))
+    plot_only: bool = field(default=False, metadata=_help("only redraw figures from the logs"))
+
+
+@dataclass
+class AverageConfig:
+    """``nmt-average``; flag names follow fairseq's scripts/average_checkpoints.py."""
+
+    inputs: list[str] = field(
+        default=MISSING, metadata=_help("checkpoint files, or one directory to pick them from")
+    )
+    output: str = field(default=MISSING, metadata=_help("where to write the averaged checkpoint"))
+    num_epoch_checkpoints: int = field(
+        default=0, metadata=_help("average the last N checkpoint<epoch>.pt of the directory")
+    )
+    num_update_checkpoints: int = field(
+        default=0, metadata=_help("average the last N checkpoint_<epoch>_<update>.pt")
+    )
+    checkpoint_upper_bound: int = field(
+        default=0, metadata=_help("ignore checkpoints past this epoch/update, 0 none")
+    )
+
+
+class ExportFormat(str, Enum):
+    ctranslate2 = "ctranslate2"  # a CTranslate2 model directory (TransformerSpec)
+    safetensors = "safetensors"  # model.safetensors + config.json + dictionaries
+
+
+@dataclass
+class ExportConfig:
+    """``nmt-export``: write a checkpoint's model for other inference engines (issue 6)."""
+
+    path: str = field(default=MISSING, metadata=_help("checkpoint written by nmt-train"))
+    out: str = field(default=MISSING, metadata=_help("output directory"))
+    format: ExportFormat = field(
+        default=ExportFormat.ctranslate2, metadata=_help("ctranslate2 or safetensors")
+    )
+    # CTranslate2's own names (float32, int8, int8_float32, float16, bfloat16, ...).
+    quantization: str = field(default="float32", metadata=_help("CTranslate2 weight type"))
+    force: bool = field(default=False, metadata=_help("replace an existing output directory"))
 
 
 def register_configs() -> None:
