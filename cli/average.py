@@ -21,9 +21,6 @@ DESCRIPTION = (
 def main(argv: list[str] | None = None) -> int:
     """Parse flags and run :func:`nmt_preln.generate.average.average`."""
     parser = build_parser(AverageConfig, prog="nmt-average", description=DESCRIPTION)
-    # flags.py maps one value per flag; --inputs takes several, like fairseq's.
-    inputs = next(a for a in parser._actions if a.dest == "inputs")
-    inputs.nargs, inputs.type = "+", str
     cfg = to_config(AverageConfig, parser.parse_args(argv))
     try:
         from nmt_preln.generate.average import average  # torch after the flags parse

@@ -12,7 +12,7 @@ Field metadata ``help`` is the one-line help text shown by those front ends.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from omegaconf import MISSING
@@ -22,19 +22,19 @@ def _help(text: str, **extra: Any) -> dict[str, Any]:
     return {"help": text, **extra}
 
 
-class NormPosition(str, Enum):
+class NormPosition(StrEnum):
     """Where the LayerNorm sits relative to each residual connection (Xiong et al., 2020)."""
 
     pre = "pre"  # x + f(LN(x)), plus a final LN on encoder and decoder outputs
     post = "post"  # LN(x + f(x)), as in Vaswani et al. (2017)
 
 
-class Activation(str, Enum):
+class Activation(StrEnum):
     relu = "relu"
     gelu = "gelu"
 
 
-class InitMethod(str, Enum):
+class InitMethod(StrEnum):
     """Initialization of the projection weights (embeddings are always N(0, d_model^-0.5))."""
 
     xavier_uniform = "xavier_uniform"  # fairseq's default, used in the paper's analysis
@@ -63,7 +63,7 @@ class ModelConfig:
     init: InitMethod = InitMethod.xavier_uniform
 
 
-class Optimizer(str, Enum):
+class Optimizer(StrEnum):
     adam = "adam"
     adamw = "adamw"
     radam = "radam"
@@ -82,11 +82,13 @@ class OptimConfig:
     fused: bool = True  # use torch's fused kernels where the device supports them
 
 
-class ScheduleName(str, Enum):
+class ScheduleName(StrEnum):
     inverse_sqrt = "inverse_sqrt"  # linear warm-up, then lr * sqrt(warmup / step)
     constant = "constant"  # optional linear warm-up, then constant
     step_decay = "step_decay"  # constant, times decay_factor from decay_epoch on (paper, IWSLT)
-    step_inverse_sqrt = "step_inverse_sqrt"  # constant, then inverse sqrt from decay_epoch (paper, WMT)
+    step_inverse_sqrt = (
+        "step_inverse_sqrt"  # constant, then inverse sqrt from decay_epoch (paper, WMT)
+    )
     linear = "linear"  # warm-up, then linear decay to min_lr at total_updates
     cosine = "cosine"  # warm-up, then cosine decay to min_lr at total_updates
 
@@ -118,13 +120,13 @@ class DataConfig:
     num_workers: int = 1  # background batch-loading threads; 0 loads in the training loop
 
 
-class Device(str, Enum):
+class Device(StrEnum):
     auto = "auto"  # cuda when available, else cpu
     cpu = "cpu"
     cuda = "cuda"
 
 
-class Precision(str, Enum):
+class Precision(StrEnum):
     fp32 = "fp32"
     bf16 = "bf16"  # autocast to bfloat16, fp32 master weights, no loss scaling
     fp16 = "fp16"  # autocast to float16 with dynamic loss scaling
@@ -178,12 +180,12 @@ class TrainConfig:
     seed: int = 1
 
 
-class Segmentation(str, Enum):
+class Segmentation(StrEnum):
     sentencepiece = "sentencepiece"  # learn or reuse a SentencePiece model
     none = "none"  # the text is already segmented (e.g. fairseq's IWSLT14 "@@ " BPE)
 
 
-class SpmModelType(str, Enum):
+class SpmModelType(StrEnum):
     bpe = "bpe"
     unigram = "unigram"
 
@@ -215,14 +217,20 @@ class PreprocessConfig:
     spm_vocab_size: int = field(default=8000, metadata=_help("SentencePiece vocabulary size"))
     spm_model_type: SpmModelType = field(default=SpmModelType.bpe, metadata=_help("bpe or unigram"))
     spm_character_coverage: float = field(default=1.0, metadata=_help("SentencePiece coverage"))
-    spm_separate: bool = field(default=False, metadata=_help("one SentencePiece model per language"))
+    spm_separate: bool = field(
+        default=False, metadata=_help("one SentencePiece model per language")
+    )
     min_len: int = field(default=1, metadata=_help("drop train pairs with a side shorter (tokens)"))
-    max_len: int = field(default=250, metadata=_help("drop train pairs with a side longer (tokens)"))
-    max_len_ratio: float = field(default=0.0, metadata=_help("drop train pairs past this ratio, 0 off"))
+    max_len: int = field(
+        default=250, metadata=_help("drop train pairs with a side longer (tokens)")
+    )
+    max_len_ratio: float = field(
+        default=0.0, metadata=_help("drop train pairs past this ratio, 0 off")
+    )
     overwrite: bool = field(default=False, metadata=_help("replace an existing different dataset"))
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     fairseq = "fairseq"  # S-/T-/H-/D-/P- lines, scores in base 2
     plain = "plain"  # one detokenized translation per input line, in input order
 
@@ -330,7 +338,7 @@ class AverageConfig:
     )
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     ctranslate2 = "ctranslate2"  # a CTranslate2 model directory (TransformerSpec)
     safetensors = "safetensors"  # model.safetensors + config.json + dictionaries
 

@@ -2,7 +2,8 @@
 
 ``nmt-preprocess`` and ``nmt-generate`` keep fairseq's flag spelling: the field ``source_lang``
 becomes ``--source-lang``. A ``bool`` field (always ``False`` by default) becomes a switch,
-an ``Enum`` field a choice, ``str | None`` an optional value. A field whose default is
+an ``Enum`` field a choice, ``str | None`` an optional value, ``list[str]`` a flag that
+takes one or more values (``--inputs a.pt b.pt``). A field whose default is
 ``MISSING`` is required; a field named in ``positional`` is taken as a positional argument.
 """
 
@@ -54,7 +55,19 @@ def build_parser(
             parser.add_argument(f.name, metavar=f.name.upper(), help=help_text)
             continue
         flag = "--" + f.name.replace("_", "-")
-        if kind is bool:
+        if typing.get_origin(kind) is list:
+            (item,) = typing.get_args(kind)
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                type=item,
+                nargs="+",
+                default=default,
+                required=required,
+                metavar=f.name.upper(),
+                help=help_text,
+            )
+        elif kind is bool:
             if default:
                 raise TypeError(f"{config_cls.__name__}.{f.name}: switches must default to False")
             parser.add_argument(flag, dest=f.name, action="store_true", help=help_text)

@@ -133,3 +133,12 @@ def test_flags_follow_fairseq_spelling_and_round_trip() -> None:
     )
     assert (cfg.data, cfg.path, cfg.beam, cfg.lenpen) == ("dir", "m.pt", 4, 1.2)
     assert cfg.output_format.value == "plain"
+
+
+def test_list_fields_take_several_values() -> None:
+    from nmt_preln.config import AverageConfig
+
+    cfg = parse_config(
+        AverageConfig, ["--inputs", "a.pt", "b.pt", "--output", "avg.pt"], prog="a", description=""
+    )
+    assert cfg.inputs == ["a.pt", "b.pt"] and cfg.output == "avg.pt"
