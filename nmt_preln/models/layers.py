@@ -57,16 +57,43 @@ class MultiheadAttention(nn.Module):
         for proj in (self.q_proj, self.k_proj, self.v_proj):
             init_linear(proj, method=init, gain=1 / math.sqrt(2))
         init_linear(self.out_proj, method=init)
+        # Stacked q/k/v (3 projections) or k/v (2) weights for gradient-free calls.
+        self._fused_cache: dict[int, tuple[tuple[tuple[int, int], ...], Tensor, Tensor]] = {}
+
+    def train(self, mode: bool = True) -> MultiheadAttention:
+        # Fused optimizer kernels (Adam(fused=True)) update weights in place without bumping
+        # ``_version``, so the cache could outlive a step; every switch between training and
+        # evaluation (validation calls eval()) therefore starts from the current weights.
+        self._fused_cache.clear()
+        return super().train(mode)
 
     def _split_heads(self, x: Tensor) -> Tensor:
         """(B, T, D) -> (B, H, T, Dh)."""
         batch, length, _ = x.shape
         return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, Dh)
 
+    def _fused_weights(self, projections: tuple[nn.Linear, ...]) -> tuple[Tensor, Tensor]:
+        """The projections' weights (n*D, D) and biases (n*D,) stacked.
+
+        Without autograd (decoding calls this every step) the result is cached until a weight
+        changes: ``_version`` counts in-place updates (optimizer steps, load_state_dict).
+        """
+        params = [t for p in projections for t in (p.weight, p.bias)]
+        if torch.is_grad_enabled() and any(t.requires_grad for t in params):
+            weight = torch.cat([p.weight for p in projections])  # (n*D, D)
+            return weight, torch.cat([p.bias for p in projections])  # (n*D,)
+        key = tuple((t.data_ptr(), t._version) for t in params)
+        cached = self._fused_cache.get(len(projections))
+        if cached is None or cached[0] != key:
+            weight = torch.cat([p.weight.detach() for p in projections])  # (n*D, D)
+            bias = torch.cat([p.bias.detach() for p in projections])  # (n*D,)
+            cached = (key, weight, bias)
+            self._fused_cache[len(projections)] = cached
+        return cached[1], cached[2]
+
     def _project(self, x: Tensor, projections: tuple[nn.Linear, ...]) -> list[Tensor]:
         """Several projections of x (B, T, D) as one matmul; each result is (B, H, T, Dh)."""
-        weight = torch.cat([p.weight for p in projections])  # (n*D, D)
-        bias = torch.cat([p.bias for p in projections])  # (n*D,)
+        weight, bias = self._fused_weights(projections)  # (n*D, D), (n*D,)
         fused = F.linear(x, weight, bias)  # (B, T, n*D)
         return [self._split_heads(part) for part in fused.chunk(len(projections), dim=-1)]
 

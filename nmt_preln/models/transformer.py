@@ -168,8 +168,8 @@ class DecoderCache:
         """Keep rows ``order`` (batch',): select, repeat or drop sentences/beams, in place.
 
         Only the filled prefix [0, step) of the self-attention buffers is copied; when the batch
-        size stays the same the preallocated buffers are reused (beam search's usual case), and
-        new ones are allocated only when the batch grows or shrinks.
+        stays the same or shrinks (finished sentences dropped) the preallocated buffers are
+        reused, and new (uninitialized) ones are allocated only when the batch grows.
         """
         self.self_k = self._reorder_prefix(self.self_k, order)
         self.self_v = self._reorder_prefix(self.self_v, order)
@@ -179,8 +179,12 @@ class DecoderCache:
     def _reorder_prefix(self, buf: Tensor, order: Tensor) -> Tensor:
         """buf: (layers, batch, heads, max_len, head_dim) -> (layers, batch', heads, ...)."""
         prefix = buf[:, :, :, : self.step].index_select(1, order)  # (L, B', H, step, Dh)
-        if order.size(0) != buf.size(1):
-            buf = buf.new_zeros(buf.size(0), order.size(0), *buf.shape[2:])  # (L, B', H, M, Dh)
+        rows = order.size(0)
+        if rows > buf.size(1):
+            # Positions >= step are written before they are read: no need to zero them.
+            buf = buf.new_empty(buf.size(0), rows, *buf.shape[2:])  # (L, B', H, M, Dh)
+        elif rows < buf.size(1):
+            buf = buf[:, :rows]  # a shrinking batch keeps the first rows of the same memory
         buf[:, :, :, : self.step] = prefix  # (L, B', H, step, Dh)
         return buf
 
@@ -219,8 +223,9 @@ class Decoder(nn.Module):
         layers, batch, heads, _, head_dim = cross_k.shape
         shape = (layers, batch, heads, max_len, head_dim)
         return DecoderCache(
-            self_k=cross_k.new_zeros(shape),  # (L, B, H, M, Dh)
-            self_v=cross_v.new_zeros(shape),  # (L, B, H, M, Dh)
+            # Uninitialized: step n writes position n before attention reads [0, n].
+            self_k=cross_k.new_empty(shape),  # (L, B, H, M, Dh)
+            self_v=cross_v.new_empty(shape),  # (L, B, H, M, Dh)
             cross_k=cross_k,
             cross_v=cross_v,
         )
@@ -252,7 +257,17 @@ def _embedding(vocab_size: int, d_model: int, *, pad: int) -> nn.Embedding:
     return embedding
 
 
-def _validate(cfg: ModelConfig, *, src_vocab_size: int, tgt_vocab_size: int) -> None:
+def check_model_config(cfg: ModelConfig) -> None:
+    """Refuse sizes and rates no model can have (nmt-train calls it before reading data).
+
+    Raises:
+        UserError: naming the ``arch.*`` option.
+    """
+    for name in ("encoder_layers", "decoder_layers", "d_model", "ffn_dim", "num_heads"):
+        if getattr(cfg, name) < 1:
+            raise UserError(f"arch.{name}={getattr(cfg, name)} must be >= 1")
+    if cfg.max_positions < 2:  # </s> plus at least one token
+        raise UserError(f"arch.max_positions={cfg.max_positions} must be >= 2")
     if cfg.d_model % cfg.num_heads:
         raise UserError(
             f"arch.num_heads={cfg.num_heads} does not divide arch.d_model={cfg.d_model}"
@@ -261,6 +276,10 @@ def _validate(cfg: ModelConfig, *, src_vocab_size: int, tgt_vocab_size: int) -> 
         value = getattr(cfg, name)
         if not 0.0 <= value < 1.0:
             raise UserError(f"arch.{name}={value} is not in [0, 1)")
+
+
+def _validate(cfg: ModelConfig, *, src_vocab_size: int, tgt_vocab_size: int) -> None:
+    check_model_config(cfg)
     if cfg.share_all_embeddings and src_vocab_size != tgt_vocab_size:
         raise UserError(
             "arch.share_all_embeddings=true needs one joined dictionary, but the source has "

@@ -8,9 +8,9 @@ turn the sums into the numbers fairseq logs.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -74,8 +74,57 @@ def label_smoothed_cross_entropy(
         ``(loss_sum, nll_sum)``: float32 0-dim tensors, in nats, summed over tokens.
     """
     vocab = logits.size(-1)
-    lprobs = F.log_softmax(logits.reshape(-1, vocab), dim=-1, dtype=torch.float32)  # (N, V)
-    return label_smoothed_nll_loss(lprobs, target.reshape(-1), epsilon=epsilon, ignore_index=pad)
+    if vocab < 2:
+        raise ValueError(f"label smoothing needs at least 2 symbols, got {vocab}")
+    loss, nll = _FusedSmoothedCrossEntropy.apply(
+        logits.reshape(-1, vocab), target.reshape(-1), epsilon, pad
+    )
+    return loss, nll
+
+
+class _FusedSmoothedCrossEntropy(torch.autograd.Function):
+    """:func:`label_smoothed_nll_loss` of ``log_softmax(z)`` without vocabulary-sized lprobs.
+
+    With ``lse = logsumexp(z)``: ``nll = lse - z[y]`` and ``smooth = V * lse - sum_v z[v]``,
+    so the forward keeps only per-position values (plus the logits autograd holds anyway).
+    The backward writes the gradient in one ``(N, V)`` buffer; with ``p = softmax(z)``::
+
+        d loss / d z = (1 - epsilon - eps_i) * (p - onehot(y)) + eps_i * (V * p - 1)
+        d nll  / d z = p - onehot(y)
+
+    and zero on pad rows (the unfused version keeps lprobs, its gather/sum/masked_fill
+    backward buffers and the log_softmax gradient: three to four ``(N, V)`` tensors).
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, logits: Tensor, target: Tensor, epsilon: float, pad: int
+    ) -> tuple[Tensor, Tensor]:
+        vocab = logits.size(-1)
+        z = logits.float()  # (N, V); no copy for float32 logits
+        lse = torch.logsumexp(z, dim=-1)  # (N,)
+        keep = target.ne(pad)  # (N,)
+        nll = (lse - z.gather(1, target[:, None])[:, 0]).masked_fill(~keep, 0.0)  # (N,)
+        smooth = (vocab * lse - z.sum(dim=-1)).masked_fill(~keep, 0.0)  # (N,)
+        eps_i = epsilon / (vocab - 1)
+        nll_sum = nll.sum()
+        loss_sum = (1.0 - epsilon - eps_i) * nll_sum + eps_i * smooth.sum()
+        ctx.save_for_backward(logits, target, lse, keep)
+        ctx.coefficients = (1.0 - epsilon - eps_i, eps_i)
+        return loss_sum, nll_sum
+
+    @staticmethod
+    def backward(ctx: Any, grad_loss: Tensor, grad_nll: Tensor) -> tuple[Tensor, None, None, None]:
+        logits, target, lse, keep = ctx.saved_tensors
+        c_nll, eps_i = ctx.coefficients
+        vocab = logits.size(-1)
+        a = c_nll * grad_loss + grad_nll  # weight of (p - onehot(y))
+        b = eps_i * grad_loss  # weight of (V * p - 1)
+        grad = (logits.float() - lse[:, None]).exp_()  # (N, V) = p
+        grad.mul_(a + vocab * b).sub_(b)  # (N, V)
+        grad.scatter_add_(1, target[:, None], (-a).expand(target.size(0), 1))  # (N, V)
+        grad.mul_(keep[:, None])  # (N, V) pad rows get no gradient
+        return grad.to(logits.dtype), None, None, None
 
 
 def base2_per_token(total: float | Tensor, ntokens: int) -> float:

@@ -1,0 +1,1 @@
+"""Model export for other inference engines: CTranslate2 and safetensors (``nmt-export``)."""

@@ -1,0 +1,39 @@
+"""Speed paths of decoding (issue 6) give the same numbers as the plain computation."""
+
+import torch
+from tiny_models import EOS, SRC_VOCAB, TGT_VOCAB, random_tokens, tiny_model
+
+
+def _steps(model, prev, enc, cache) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    return torch.stack([model.decode_step(prev[:, t], enc, cache) for t in range(prev.size(1))], 1)
+
+
+def test_shrinking_reorder_reuses_the_buffer_and_keeps_the_numbers() -> None:
+    model = tiny_model()
+    src = random_tokens([9, 4, 6, 5], vocab=SRC_VOCAB)  # (4, 9)
+    prev = random_tokens([6, 6, 6, 6], vocab=TGT_VOCAB, first=EOS)  # (4, 6)
+    keep = torch.tensor([3, 1])  # two sentences finished and left the batch
+    with torch.no_grad():
+        enc = model.encode(src)
+        cache = model.init_cache(enc, max_len=prev.size(1))
+        _steps(model, prev[:, :2], enc, cache)
+        storage = cache.self_k.data_ptr()
+        cache.reorder(keep)
+        assert cache.self_k.data_ptr() == storage and cache.self_k.shape[1] == 2
+        rest = _steps(model, prev[keep, 2:], enc.reorder(keep), cache)
+        full = model(src[keep], prev[keep])
+    torch.testing.assert_close(rest, full[:, 2:], atol=1e-5, rtol=1e-5)
+
+
+def test_cached_fused_projection_follows_weight_updates() -> None:
+    model = tiny_model()
+    src = random_tokens([5, 3], vocab=SRC_VOCAB)
+    prev = random_tokens([4, 4], vocab=TGT_VOCAB, first=EOS)
+    with torch.no_grad():
+        before = model(src, prev)  # fills the cache of stacked q/k/v weights
+        for layer in model.decoder.layers:
+            layer.self_attn.k_proj.weight.mul_(1.5)  # an in-place update, as optimizers do
+        after = model(src, prev)
+    reference = model(src, prev)  # with autograd: stacked afresh on every call
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, reference.detach(), atol=1e-6, rtol=1e-6)
