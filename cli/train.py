@@ -1,6 +1,6 @@
 """``nmt-train``: compose the config from Hydra overrides, then train.
 
-nmt-train +arch=preln data.path=data-bin/toy schedule=no_warmup optim.lr=5e-4
+nmt-train +arch=preln data.path=data-bin/toy schedule=step_decay optim.lr=5e-4
 nmt-train +arch=postln data.path=... --cfg job      # print the composed config and exit
 torchrun --nproc-per-node 8 -m nmt_preln.cli.train +arch=preln_base hardware=gpu ...
 """

@@ -18,7 +18,14 @@ from nmt_preln.errors import UserError
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
-_REQUIRED_KEYS = ("source_lang", "target_lang", "segmentation", "spm_models", "splits")
+# The keys every reader relies on, with their JSON types.
+_REQUIRED_KEYS = {
+    "source_lang": str,
+    "target_lang": str,
+    "segmentation": str,
+    "spm_models": dict,
+    "splits": dict,
+}
 
 
 def load_manifest(data_dir: str) -> dict[str, Any]:
@@ -52,6 +59,11 @@ def load_manifest(data_dir: str) -> dict[str, Any]:
     missing = [key for key in _REQUIRED_KEYS if key not in manifest]
     if missing:
         raise UserError(f"{path}: corrupt manifest (missing {', '.join(missing)})")
+    wrong = [key for key, kind in _REQUIRED_KEYS.items() if not isinstance(manifest[key], kind)]
+    splits = manifest["splits"] if isinstance(manifest["splits"], dict) else {}
+    wrong += [f"splits.{k}" for k, n in splits.items() if type(n) is not int or n < 0]
+    if wrong:
+        raise UserError(f"{path}: corrupt manifest (wrong type or value of {', '.join(wrong)})")
     return manifest
 
 
@@ -64,6 +76,18 @@ def load_dictionaries(
         Dictionary.load(os.path.join(data_dir, f"dict.{source_lang}.txt")),
         Dictionary.load(os.path.join(data_dir, f"dict.{target_lang}.txt")),
     )
+
+
+def _check_indices(data: IndexedDataset, dictionary: Dictionary, data_dir: str, lang: str) -> None:
+    """Refuse token indices outside the dictionary (a corrupt .bin or a replaced dict file),
+    which would otherwise surface as an IndexError deep inside training or decoding."""
+    low, high = data.index_range()
+    if low < 0 or high >= len(dictionary):
+        bad = low if low < 0 else high
+        raise UserError(
+            f"{data.prefix}.bin: token index {bad} is outside dict.{lang}.txt of {data_dir} "
+            f"({len(dictionary)} symbols): a corrupt file or another dictionary"
+        )
 
 
 class LanguagePairDataset:
@@ -119,6 +143,9 @@ class LanguagePairDataset:
                 raise UserError(
                     f"{data.prefix}: {len(data)} sentences, but {MANIFEST} says {expected}"
                 )
+        _check_indices(self.src, self.src_dict, data_dir, self.source_lang)
+        if self.tgt is not None:
+            _check_indices(self.tgt, self.tgt_dict, data_dir, self.target_lang)
         self.src_sizes: np.ndarray = self.src.sizes
         self.tgt_sizes: np.ndarray | None = self.tgt.sizes if self.tgt is not None else None
 

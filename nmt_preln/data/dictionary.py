@@ -117,10 +117,15 @@ class Dictionary:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write ``symbol count`` lines for every non-special symbol (fairseq's dict.txt)."""
+        seen = set(self.symbols[: self.nspecial])
         with open(path, "w", encoding="utf-8") as f:
             pairs = zip(self.symbols[self.nspecial :], self.count[self.nspecial :], strict=True)
             for symbol, n in pairs:
-                f.write(f"{symbol} {n}\n")
+                # A symbol loaded twice (fairseq's overwrite flag) keeps the flag, or load()
+                # would refuse the file this writes as holding a duplicate.
+                flag = f" {_OVERWRITE_FLAG}" if symbol in seen else ""
+                seen.add(symbol)
+                f.write(f"{symbol} {n}{flag}\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Dictionary:
@@ -166,3 +171,13 @@ class Dictionary:
                 raise UserError(f"duplicate symbol {symbol!r} in dictionary symbol list")
             d.add_symbol(symbol, n=0)
         return d
+
+
+def symbol_difference(ours: Sequence[str], theirs: Sequence[str]) -> str | None:
+    """None when equal, else a short description: the sizes or the first differing symbol."""
+    if len(ours) != len(theirs):
+        return f"{len(ours)} vs {len(theirs)} symbols"
+    for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        if a != b:
+            return f"symbol {i} is {a!r} vs {b!r}"
+    return None

@@ -179,6 +179,13 @@ class IndexedDataset:
         size, ptr = int(self.sizes[index]), int(self._pointers[index])
         return np.frombuffer(self._bin, dtype=self.dtype, count=size, offset=ptr).astype(np.int64)
 
+    def index_range(self) -> tuple[int, int]:
+        """(smallest, largest) token index in the .bin, (0, -1) when empty: one vectorized pass."""
+        values = np.frombuffer(self._bin, dtype=self.dtype)
+        if not len(values):
+            return 0, -1
+        return int(values.min()), int(values.max())
+
     def num_tokens(self) -> int:
         """Total number of tokens in the dataset."""
         return int(self.sizes.sum(dtype=np.int64))

@@ -8,6 +8,7 @@ written and flushed as soon as it is done, so the command streams in a pipe.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import time
@@ -55,6 +56,9 @@ def validate(cfg: GenerateConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise UserError(message)
+    for flag in ("lenpen", "unkpen", "temperature", "max_len_a", "sampling_topp"):
+        if not math.isfinite(getattr(cfg, flag)):  # NaN passes every comparison above
+            raise UserError(f"--{flag.replace('_', '-')} must be a finite number")
     if not cfg.sampling and (cfg.sampling_topk > 0 or cfg.sampling_topp > 0):
         raise UserError("--sampling-topk/--sampling-topp need --sampling")
 
@@ -171,10 +175,18 @@ def _open_output(
 def _languages(
     cfg: GenerateConfig, manifest: dict[str, Any], ensemble: Ensemble
 ) -> tuple[str, str]:
-    source = cfg.source_lang or manifest.get("source_lang") or ensemble.state.get("source_lang")
-    target = cfg.target_lang or manifest.get("target_lang") or ensemble.state.get("target_lang")
+    # The checkpoint knows its direction (a model may be trained en->de on a de-en directory).
+    source = cfg.source_lang or ensemble.state.get("source_lang") or manifest.get("source_lang")
+    target = cfg.target_lang or ensemble.state.get("target_lang") or manifest.get("target_lang")
     if not source or not target:
         raise UserError(f"{cfg.data}/manifest.json: no languages; pass --source-lang/--target-lang")
+    # A joined dictionary fits both directions, so only the checkpoint can tell a reversed pair.
+    trained = (ensemble.state.get("source_lang"), ensemble.state.get("target_lang"))
+    if None not in trained and trained != (source, target):
+        raise UserError(
+            f"--path {ensemble.state['path']} translates {trained[0]}->{trained[1]}, not "
+            f"{source}->{target} (--source-lang/--target-lang)"
+        )
     return source, target
 
 
@@ -208,8 +220,8 @@ def generate(
         print(f"nmt-generate: warning: {message}", file=err, flush=True)
 
     validate(cfg)
+    device = resolve_device(cfg.device)  # a setting: checked before any file is read
     manifest = load_manifest(cfg.data)
-    device = resolve_device(cfg.device)
     if device.type == "cpu" and cfg.precision.value != "fp32":
         warn(f"--precision {cfg.precision.value} is for CUDA; decoding in fp32 on the CPU")
     ensemble = load_ensemble(cfg.path, device=device)

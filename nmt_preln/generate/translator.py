@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from nmt_preln.config import Device, GenerateConfig, Precision
-from nmt_preln.data.dictionary import Dictionary
+from nmt_preln.data.dictionary import Dictionary, symbol_difference
 from nmt_preln.errors import UserError
 from nmt_preln.generate.beam_search import Hypothesis, Specials, beam_search, max_lengths
 from nmt_preln.generate.ensemble import EnsembleScorer
@@ -37,16 +37,6 @@ class Ensemble:
     tgt_dict: Dictionary
     state: dict[str, Any]  # the first checkpoint, model weights dropped
     max_positions: int  # the smallest of the models'
-
-
-def symbol_difference(ours: Sequence[str], theirs: Sequence[str]) -> str | None:
-    """None when equal, else a short description: the sizes or the first differing symbol."""
-    if len(ours) != len(theirs):
-        return f"{len(ours)} vs {len(theirs)} symbols"
-    for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
-        if a != b:
-            return f"symbol {i} is {a!r} vs {b!r}"
-    return None
 
 
 def resolve_device(device: Device) -> torch.device:

@@ -17,6 +17,7 @@ import re
 import shutil
 import tempfile
 import typing
+import warnings
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -127,7 +128,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about the pickle protocol of foreign files: the error below says more.
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"refusing to load {path}: it is not an nmt-preln checkpoint or it holds objects "

@@ -27,6 +27,7 @@ from typing import Any, TextIO
 import torch
 from torch import nn
 
+from nmt_preln.errors import UserError
 from nmt_preln.train import distributed
 from nmt_preln.train.distributed import DistributedContext
 from nmt_preln.train.loss import base2_per_token, perplexity
@@ -91,15 +92,36 @@ def layer_grad_norms(model: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
+def _record_update(line: str) -> int | None:
+    """The ``update`` of one log line; None for a line cut short by a crash mid-write."""
+    try:
+        return int(json.loads(line)["update"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def truncate_log(save_dir: str, num_updates: int) -> None:
-    """Drop log records past ``num_updates`` (written after the checkpoint we resume from)."""
+    """Drop log records past ``num_updates`` (written after the checkpoint we resume from).
+
+    A last line left incomplete by a kill is dropped too. The log is replaced atomically, so
+    a crash while truncating cannot lose it.
+    """
     path = os.path.join(save_dir, LOG_NAME)
     if not os.path.exists(path):
         return
-    with open(path, encoding="utf-8") as f:
-        kept = [line for line in f if line.strip() and json.loads(line)["update"] <= num_updates]
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(kept)
+    with open(path, encoding="utf-8", errors="replace") as f:
+        kept = [line for line in f if (u := _record_update(line)) is not None and u <= num_updates]
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(line if line.endswith("\n") else line + "\n" for line in kept)
+    os.replace(tmp, path)
+
+
+def _make_dir(path: str, option: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{option}={path}: cannot create the directory: {e.strerror}") from e
 
 
 class _ProgressBar:
@@ -167,10 +189,11 @@ class TrainMetrics:
         self.writer: Any = None
         self.bar: _ProgressBar | None = None
         if ctx.is_main:
-            os.makedirs(save_dir, exist_ok=True)
+            _make_dir(save_dir, "checkpoint.save_dir")
             if tensorboard_dir is not None:
                 from torch.utils.tensorboard import SummaryWriter
 
+                _make_dir(tensorboard_dir, "tensorboard_dir")
                 self.writer = SummaryWriter(tensorboard_dir)
             if progress_bar and self.stream.isatty():
                 self.bar = _ProgressBar(self.stream)
@@ -252,23 +275,32 @@ class TrainMetrics:
         gnorms: list[float],
         now: float,
     ) -> None:
-        with open(self.log_path, "a", encoding="utf-8") as f:
-            for stats, (loss, nll), gnorm in zip(pending, loss_nll, gnorms, strict=True):
-                record: dict[str, Any] = {
-                    "split": "train",
-                    "epoch": stats.epoch,
-                    "update": stats.update,
-                    "loss": base2_per_token(loss, stats.ntokens),
-                    "nll": base2_per_token(nll, stats.ntokens),
-                    "lr": stats.lr,
-                    "gnorm": gnorm,
-                    "ntokens": stats.ntokens,
-                    "nsentences": stats.nsentences,
-                    "wall": round(now - self.run_start, 3),
-                }
-                if stats.loss_scale is not None:
-                    record["loss_scale"] = stats.loss_scale
-                f.write(json.dumps(record) + "\n")
+        records = []
+        for stats, (loss, nll), gnorm in zip(pending, loss_nll, gnorms, strict=True):
+            record: dict[str, Any] = {
+                "split": "train",
+                "epoch": stats.epoch,
+                "update": stats.update,
+                "loss": base2_per_token(loss, stats.ntokens),
+                "nll": base2_per_token(nll, stats.ntokens),
+                "lr": stats.lr,
+                "gnorm": gnorm,
+                "ntokens": stats.ntokens,
+                "nsentences": stats.nsentences,
+                "wall": round(now - self.run_start, 3),
+            }
+            if stats.loss_scale is not None:
+                record["loss_scale"] = stats.loss_scale
+            records.append(record)
+        self._append(records)
+
+    def _append(self, records: list[dict[str, Any]]) -> None:
+        """Append JSON lines to train_log.jsonl; a full disk becomes a one-line UserError."""
+        try:
+            with open(self.log_path, "a", encoding="utf-8") as f:
+                f.writelines(json.dumps(record) + "\n" for record in records)
+        except OSError as e:  # the checkpoints written so far stay good
+            raise UserError(f"cannot write {self.log_path}: {e.strerror or e}") from e
 
     def _write_summary(
         self, last: UpdateStats, summary: dict[str, float], layer_norms: dict[str, float]
@@ -299,9 +331,7 @@ class TrainMetrics:
         parts = [f"epoch {epoch:03d} | update {update:06d} | valid"]
         parts += [f"{key} {value:.3f}" for key, value in stats.items()]
         self._print(" | ".join(parts))
-        record = {"split": "valid", "epoch": epoch, "update": update, **stats}
-        with open(self.log_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        self._append([{"split": "valid", "epoch": epoch, "update": update, **stats}])
         if self.writer is not None:
             for key, value in stats.items():
                 self.writer.add_scalar(f"valid/{key}", value, update)

@@ -25,6 +25,7 @@ from torch import nn
 
 from nmt_preln.config import Device, Precision, TrainConfig
 from nmt_preln.data.dataset import LanguagePairDataset, load_manifest
+from nmt_preln.data.dictionary import symbol_difference
 from nmt_preln.errors import UserError
 from nmt_preln.models.transformer import build_model
 from nmt_preln.train import checkpoint as ckpt
@@ -49,6 +50,7 @@ class Progress:
         best_metric: best validation value so far.
         bad_validations: validations since the last improvement (for ``patience``).
         nonfinite_streak: consecutive skipped non-finite updates.
+        oom_streak: consecutive updates skipped for running out of memory.
     """
 
     epoch: int = 1
@@ -57,6 +59,7 @@ class Progress:
     best_metric: float | None = None
     bad_validations: int = 0
     nonfinite_streak: int = 0
+    oom_streak: int = 0
 
 
 @dataclass
@@ -195,18 +198,45 @@ def _resume_path(cfg: TrainConfig) -> str | None:
     return cfg.checkpoint.restore_file
 
 
+# Architecture settings a resumed run may change: labels and regularization, not the function.
+_FREE_ON_RESUME = {"name", "init", "dropout", "attention_dropout", "activation_dropout"}
+
+
+def _check_same_model(s: Session, state: dict[str, Any], path: str) -> None:
+    """Refuse a checkpoint of another architecture or dictionary, naming what differs."""
+    saved = (state.get("config") or {}).get("arch") or {}
+    ours = ckpt.config_to_plain(s.cfg.arch)
+    differ = [
+        f"arch.{key}={saved[key]!r} in the checkpoint, {value!r} here"
+        for key, value in ours.items()
+        if key in saved and key not in _FREE_ON_RESUME and saved[key] != value
+    ]
+    if differ:
+        raise UserError(
+            f"{path}: does not fit arch of this run ({'; '.join(differ)}); keep its arch "
+            "settings, or train into a new checkpoint.save_dir"
+        )
+    for side, dictionary in (
+        ("src_dict", s.train_data.src_dict),
+        ("tgt_dict", s.train_data.tgt_dict),
+    ):
+        if diff := symbol_difference(state.get(side) or [], dictionary.symbols):
+            raise UserError(
+                f"{path}: trained with another {side} than {s.cfg.data.path}'s "
+                f"(checkpoint vs data: {diff})"
+            )
+    weights = state.get("model")
+    if isinstance(weights, dict) and (diff := ckpt.state_mismatch(s.model.state_dict(), weights)):
+        raise UserError(f"{path}: does not fit arch of this run: {diff}")
+
+
 def _resume(s: Session) -> None:
     """Load model, optimizer, schedule, scaler, position and RNG states from a checkpoint."""
     path = _resume_path(s.cfg)
     if path is None:
         return
     state = ckpt.load_checkpoint(path)
-    for side, dictionary in (
-        ("src_dict", s.train_data.src_dict),
-        ("tgt_dict", s.train_data.tgt_dict),
-    ):
-        if state.get(side) != dictionary.symbols:
-            raise UserError(f"{path}: trained with another {side} than {s.cfg.data.path}'s")
+    _check_same_model(s, state, path)
     try:
         s.model.load_state_dict(state["model"])
         s.optimizer.load_state_dict(state["optimizer"])

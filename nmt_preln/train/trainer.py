@@ -10,6 +10,9 @@ DDP averages gradients over ranks, so each rank multiplies its gradients by ``W 
 last backward (folded into the fp16 unscaling pass). ``S`` is known on the host without any
 communication: every rank builds the same batch list and knows every batch's sizes.
 
+An update that runs out of memory is skipped with a warning, as in fairseq (its batches count
+as consumed); ``MAX_OOM_UPDATES`` in a row, or any under DDP, stop training with a UserError.
+
 Host-device synchronizations: one per update (is the gradient norm finite? the step is skipped
 otherwise), one per log interval (the losses), and validation and checkpoints.
 
@@ -39,6 +42,7 @@ from nmt_preln.errors import UserError
 from nmt_preln.train import checkpoint as ckpt
 from nmt_preln.train import distributed
 from nmt_preln.train.batching import Batch, PairDataset, batch_by_size, iterate_batches, shard
+from nmt_preln.train.config_checks import check_train_config
 from nmt_preln.train.loss import label_smoothed_cross_entropy
 from nmt_preln.train.metrics import UpdateStats, layer_grad_norms
 from nmt_preln.train.optim import clip_grad_norm
@@ -50,6 +54,8 @@ logger = logging.getLogger(__name__)
 SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 # Consecutive updates with a non-finite loss or gradient (fp32/bf16) before training stops.
 MAX_NONFINITE_UPDATES = 5
+# Consecutive updates that ran out of memory (and were skipped) before training stops.
+MAX_OOM_UPDATES = 3
 
 
 @dataclass
@@ -60,25 +66,6 @@ class PlannedUpdate:
     ntokens: int  # target tokens on all ranks (the normalizer S)
     nsentences: int
     end: int  # batch_index once this update is done
-
-
-def _check_config(cfg: TrainConfig) -> None:
-    problems = [
-        (cfg.update_freq < 1, f"update_freq={cfg.update_freq} must be >= 1"),
-        (cfg.max_epoch < 0 or cfg.max_update < 0, "max_epoch and max_update must be >= 0"),
-        (cfg.validate_interval < 1, f"validate_interval={cfg.validate_interval} must be >= 1"),
-        (
-            cfg.checkpoint.best_metric not in ("loss", "nll", "ppl", "bleu"),
-            f"checkpoint.best_metric={cfg.checkpoint.best_metric!r}: use loss, nll, ppl or bleu",
-        ),
-        (
-            cfg.checkpoint.best_metric == "bleu" and not cfg.validate_bleu,
-            "checkpoint.best_metric=bleu needs validate_bleu=true",
-        ),
-    ]
-    for bad, message in problems:
-        if bad:
-            raise UserError(message)
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:
@@ -97,7 +84,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         UserError: bad settings or data, a diverged run, a lost rank.
         SystemExit: 143 or 130 after saving, when SIGTERM or SIGINT arrived.
     """
-    _check_config(cfg)
+    check_train_config(cfg)  # every setting, before any data is read
     device_type = resolve_device(cfg.hardware.device)
     ctx = distributed.init_distributed(device_type=device_type)
     clean = False
@@ -228,7 +215,7 @@ def _run_epoch(s: Session, plan: list[PlannedUpdate]) -> str | None:
     with contextlib.closing(cast(Generator[Batch, None, None], loader)):
         for i in todo:
             micro = [next(loader).to(device, non_blocking=True) for _ in plan[i].batches]
-            stepped = train_update(s, micro, plan[i])
+            stepped = _update_or_skip_oom(s, micro, plan[i])
             p.batch_index = plan[i].end
             s.metrics.progress(epoch=p.epoch, done=i + 1, total=len(plan))
             reason = _after_update(s, stepped=stepped, end_of_epoch=i == len(plan) - 1)
@@ -236,6 +223,46 @@ def _run_epoch(s: Session, plan: list[PlannedUpdate]) -> str | None:
                 return reason
     s.metrics.end_epoch()
     return None
+
+
+def _is_oom(err: RuntimeError) -> bool:
+    # torch.cuda.OutOfMemoryError is a RuntimeError; the CPU allocator words it differently.
+    text = str(err)
+    return isinstance(err, torch.cuda.OutOfMemoryError) or any(
+        m in text for m in ("out of memory", "can't allocate memory")
+    )
+
+
+def _update_or_skip_oom(s: Session, micro: list[Batch], planned: PlannedUpdate) -> bool:
+    """:func:`train_update`, but an update that runs out of memory is skipped (as fairseq).
+
+    Its batches count as consumed; ``MAX_OOM_UPDATES`` in a row stop training. Under DDP the
+    other ranks are already waiting in the gradient all-reduce, so one rank cannot skip alone.
+    """
+    p = s.progress
+    try:
+        stepped = train_update(s, micro, planned)
+    except RuntimeError as err:
+        if not _is_oom(err):
+            raise
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+    else:
+        p.oom_streak = 0
+        return stepped
+    # Out of the except block: the traceback no longer pins the activations it references.
+    s.optimizer.zero_grad(set_to_none=True)
+    if s.device.type == "cuda":
+        torch.cuda.empty_cache()
+    p.oom_streak += 1
+    where = (
+        f"update {p.num_updates + 1}: out of memory on {planned.nsentences} sentences / "
+        f"{planned.ntokens} target tokens"
+    )
+    if s.ctx.enabled or p.oom_streak >= MAX_OOM_UPDATES:
+        streak = "" if s.ctx.enabled else f" ({MAX_OOM_UPDATES} updates in a row)"
+        raise UserError(f"{where}{streak}; lower data.max_tokens or raise update_freq: {message}")
+    logger.warning("%s; skipping it (lower data.max_tokens if this repeats): %s", where, message)
+    return False
 
 
 def train_update(s: Session, micro: list[Batch], planned: PlannedUpdate) -> bool:

@@ -1,0 +1,65 @@
+"""A DDP rank dies: the survivor exits with one clear error line, quickly, instead of hanging.
+
+Two CPU processes train with gloo (launched like torchrun would: RANK, WORLD_SIZE,
+MASTER_ADDR, MASTER_PORT). Once training runs, rank 1 gets SIGKILL; rank 0 must notice at its
+next collective and exit with status 1 and an ``nmt-train: error:`` line naming the lost rank.
+torchrun's elastic restart would then resume from ``checkpoint_last.pt``, which must load.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+from nmt_preln.train.checkpoint import LAST, load_checkpoint
+
+from .harness import logged_updates, run_argv, start_training, wait_for
+
+# The survivor must give up well within this (gloo notices a closed socket at once).
+BOUND_S = 30.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_survivor_exits_with_a_clear_error(data_dir: Path, tmp_path: Path) -> None:
+    save = tmp_path / "run"
+    port = str(_free_port())
+    argv = run_argv(data_dir, save, "max_update=200")
+    ranks = []
+    for rank in (0, 1):
+        env = {
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": "2",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": port,
+        }
+        ranks.append(start_training(argv, output=tmp_path / f"rank{rank}.txt", env=env))
+    survivor, victim = ranks
+    try:
+        wait_for(lambda: logged_updates(save) >= 3, timeout=90, what="3 DDP updates")
+        os.kill(victim.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        survivor.join(timeout=BOUND_S)
+        waited = time.monotonic() - killed_at
+        assert not survivor.is_alive(), f"rank 0 still running {BOUND_S}s after rank 1 died"
+    finally:
+        for process in ranks:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGKILL)
+            process.join(timeout=10)
+    text = (tmp_path / "rank0.txt").read_text(encoding="utf-8")
+    assert survivor.exitcode == 1, text
+    assert "Traceback" not in text, text
+    errors = [line for line in text.splitlines() if line.startswith("nmt-train: error:")]
+    assert len(errors) == 1 and "rank 0: another rank stopped" in errors[0], text
+    assert waited < BOUND_S
+    print(f"\nrank 0 exited {waited:.1f}s after rank 1 was killed")
+    load_checkpoint(save / LAST)  # what an elastic restart resumes from
