@@ -24,7 +24,11 @@ key of the composed config (e.g. optim.lr=1e-3 schedule.warmup_updates=0 checkpo
 
 def _usage() -> str:
     groups = ("arch", "data", "optim", "schedule", "hardware", "experiment")
-    return USAGE + "".join(f"  {g}: {', '.join(group_options(g))}\n" for g in groups)
+
+    def shown(g: str) -> str:  # names starting with "_" are shared bases, not choices
+        return ", ".join(o for o in group_options(g) if not o.rsplit("/", 1)[-1].startswith("_"))
+
+    return USAGE + "".join(f"  {g}: {shown(g)}\n" for g in groups)
 
 
 def main(argv: list[str] | None = None) -> None:
