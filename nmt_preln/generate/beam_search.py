@@ -114,14 +114,17 @@ def constrain_(
     lprobs[:, specials.pad] = NEG_INF
     if cfg.unkpen:
         lprobs[:, specials.unk] -= cfg.unkpen
-    eos_scores = lprobs[:, specials.eos].clone()  # (rows,) kept for rows forced to stop
+    at_limit = step >= max_lens  # (rows,)
+    # One host check saves a pass over (rows, vocab) on the many steps where no row stops.
+    limited = bool(at_limit.any())
+    eos_scores = lprobs[:, specials.eos].clone() if limited else None  # for rows forced to stop
     if step < cfg.min_len:
         lprobs[:, specials.eos] = NEG_INF
     if cfg.no_repeat_ngram_size > 0:
         block_repeated_ngrams_(lprobs, prefix, n=cfg.no_repeat_ngram_size)
-    at_limit = step >= max_lens  # (rows,)
-    lprobs.masked_fill_(at_limit[:, None], NEG_INF)
-    lprobs[:, specials.eos] = torch.where(at_limit, eos_scores, lprobs[:, specials.eos])
+    if eos_scores is not None:
+        lprobs.masked_fill_(at_limit[:, None], NEG_INF)
+        lprobs[:, specials.eos] = torch.where(at_limit, eos_scores, lprobs[:, specials.eos])
 
 
 def _select(
@@ -133,14 +136,18 @@ def _select(
     specials: Specials,
     generator: torch.Generator | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Candidates ``(scores, beams, tokens)``, each ``(batch, cands)``, best first for beam."""
-    bsz, beam = cum.shape
+    """Candidates ``(scores, beams, tokens)``, each ``(batch, cands)``, best first for beam.
+
+    ``cum`` is ``(batch, rows)``: one row per sentence at step 0, ``cfg.beam`` after.
+    """
+    bsz, rows = cum.shape
     vocab = lprobs.size(-1)
-    lprobs = lprobs.view(bsz, beam, vocab)
+    lprobs = lprobs.view(bsz, rows, vocab)
     if cfg.sampling:
         return sample_candidates(
             lprobs,
             cum,
+            beam=cfg.beam,
             step=step,
             topk=cfg.sampling_topk,
             topp=cfg.sampling_topp,
@@ -148,8 +155,8 @@ def _select(
             fallback_token=specials.eos,
         )
     # 2 * beam candidates: at most `beam` of them are </s>, so `beam` always continue.
-    flat = (cum[:, :, None] + lprobs).view(bsz, beam * vocab)  # (B, k*V)
-    scores, index = flat.topk(min(2 * beam, beam * vocab), dim=1)  # (B, 2k)
+    flat = (cum[:, :, None] + lprobs).view(bsz, rows * vocab)  # (B, rows*V)
+    scores, index = flat.topk(min(2 * cfg.beam, rows * vocab), dim=1)  # (B, 2k)
     return scores, torch.div(index, vocab, rounding_mode="floor"), index % vocab
 
 
@@ -230,12 +237,12 @@ def _advance(
     alive = (~done).nonzero().squeeze(1)  # the one host sync of the step, besides _finalize's
     if alive.numel() == 0:
         return None
-    sent = beams.sent
+    sent, kept = beams.sent, None
     if alive.numel() < sent.numel():
-        sent, cum, order = sent[alive], cum[alive], order[alive]
+        sent, cum, order, kept = sent[alive], cum[alive], order[alive], alive
         tokens, step_lp = tokens[alive], step_lp[alive]
-    order = order.view(-1)  # (n'*k,)
-    scorer.reorder(order)
+    order = order.view(-1)  # (n'*k,) row i * k + j still belongs to sentence i
+    scorer.reorder(order, kept=kept)
     return _Beams(
         sent=sent,
         tokens=torch.cat([beams.tokens[order], tokens.view(-1, 1)], dim=1),  # (n'*k, step + 2)
@@ -270,15 +277,14 @@ def beam_search(
     """
     k, device, eos = cfg.beam, src_lengths.device, specials.eos
     bsz = src_lengths.numel()
-    scorer.reorder(torch.arange(bsz, device=device).repeat_interleave(k))
-    cum = torch.zeros(bsz, k, device=device)
-    cum[:, 1:] = NEG_INF  # all beams start identical: only the first one may expand
-    row_max = max_lengths(src_lengths, cfg, limit=max_len_limit).repeat_interleave(k)
+    row_max = max_lengths(src_lengths, cfg, limit=max_len_limit)
+    # Step 0 runs one row per sentence (all beams would start identical); its k best
+    # continuations become the k rows of each sentence (``_advance`` expands the scorer).
     beams: _Beams | None = _Beams(
         sent=torch.arange(bsz, device=device),
-        tokens=torch.full((bsz * k, 1), eos, dtype=torch.long, device=device),
-        positional=torch.zeros(bsz * k, 0, device=device),
-        cum=cum,
+        tokens=torch.full((bsz, 1), eos, dtype=torch.long, device=device),
+        positional=torch.zeros(bsz, 0, device=device),
+        cum=torch.zeros(bsz, 1, device=device),
         row_max=row_max,
     )
     fin_count = torch.zeros(bsz, dtype=torch.long, device=device)
@@ -297,7 +303,8 @@ def beam_search(
         scores, parent_beam, tokens = _select(
             lprobs, beams.cum, step=step, cfg=cfg, specials=specials, generator=generator
         )
-        offsets = torch.arange(beams.sent.numel(), device=device)[:, None] * k  # (n, 1)
+        rows = beams.cum.size(1)  # per sentence: 1 at step 0, then k
+        offsets = torch.arange(beams.sent.numel(), device=device)[:, None] * rows  # (n, 1)
         cand = _Candidates(
             scores=scores,
             parent=parent_beam + offsets,

@@ -27,10 +27,11 @@ class DecodingModel(Protocol):
         ...
 
     def init_cache(self, enc: Any, *, max_len: int) -> Any:
-        """A decoder cache for ``max_len`` steps, with ``reorder(order)`` (in place)."""
+        """A decoder cache for ``max_len`` steps of ``enc``'s sentences (one row each), with
+        ``reorder_beams(order, kept)`` (in place; see ``DecoderCache.reorder_beams``)."""
         ...
 
-    def decode_step(self, tokens: Tensor, enc: Any, cache: Any) -> Tensor:
+    def decode_step(self, tokens: Tensor, cache: Any) -> Tensor:
         """``tokens (rows,)`` -> logits ``(rows, vocab)``; advances ``cache`` by one position."""
         ...
 
@@ -46,8 +47,13 @@ class StepScorer(Protocol):
         """``tokens (rows,)``, the last token of each row -> ``(rows, vocab)`` float32 log-probs."""
         ...
 
-    def reorder(self, order: Tensor) -> None:
-        """Keep (and repeat) rows: row ``i`` of the new state is row ``order[i]`` of the old."""
+    def reorder(self, order: Tensor, *, kept: Tensor | None = None) -> None:
+        """Keep (and repeat) rows: row ``i`` of the new state is row ``order[i]`` of the old.
+
+        Rows come in equal groups of consecutive rows, one group per sentence: new row ``i``
+        belongs to sentence ``kept[i // g]`` (indices into the previous sentences), and
+        ``kept=None`` means every sentence stays where it was.
+        """
         ...
 
 
@@ -84,22 +90,21 @@ class EnsembleScorer:
         self.models = list(models)
         self.temperature = temperature
         self.use_cache = use_cache
-        self.encoder_outs = [m.encode(src_tokens) for m in self.models]
-        self.caches = (
-            [
-                m.init_cache(e, max_len=max_len)
-                for m, e in zip(self.models, self.encoder_outs, strict=True)
-            ]
-            if use_cache
-            else []
-        )
+        encoder_outs = [m.encode(src_tokens) for m in self.models]
+        pairs = zip(self.models, encoder_outs, strict=True)
+        self.caches = [m.init_cache(e, max_len=max_len) for m, e in pairs] if use_cache else []
+        # Only the no-cache path reads them again (the caches hold what decoding needs).
+        self.encoder_outs = [] if use_cache else encoder_outs
         self.prefix = src_tokens.new_zeros((src_tokens.size(0), 0))  # (rows, steps), no-cache path
 
     def _logits(self, index: int, tokens: Tensor) -> Tensor:
-        model, enc = self.models[index], self.encoder_outs[index]
         if self.use_cache:
-            return model.decode_step(tokens, enc, self.caches[index])  # (rows, V)
-        return model.decode(self.prefix, enc)[:, -1]  # (rows, V)
+            return self.models[index].decode_step(tokens, self.caches[index])  # (rows, V)
+        return self.models[index].decode(self.prefix, self.encoder_outs[index])[:, -1]  # (rows, V)
+
+    def _scaled(self, logits: Tensor) -> Tensor:
+        # Skipped at the default temperature: a (rows, V) division per step is not free.
+        return logits if self.temperature == 1.0 else logits / self.temperature
 
     def step(self, tokens: Tensor) -> Tensor:
         """Advance every row by ``tokens (rows,)``; return ``(rows, vocab)`` float32 log-probs."""
@@ -107,7 +112,7 @@ class EnsembleScorer:
             self.prefix = torch.cat([self.prefix, tokens[:, None]], dim=1)  # (rows, t+1)
         # log_softmax in float32 even under autocast: bf16 log-probs would tie many beams.
         lprobs = [
-            torch.log_softmax(self._logits(i, tokens).float() / self.temperature, dim=-1)
+            torch.log_softmax(self._scaled(self._logits(i, tokens).float()), dim=-1)
             for i in range(len(self.models))
         ]
         if len(lprobs) == 1:
@@ -115,9 +120,14 @@ class EnsembleScorer:
         stacked = torch.stack(lprobs, dim=0)  # (M, rows, V)
         return torch.logsumexp(stacked, dim=0) - math.log(len(lprobs))
 
-    def reorder(self, order: Tensor) -> None:
-        """Select/repeat rows of every encoder output and cache (``order (new_rows,)``)."""
-        self.encoder_outs = [e.reorder(order) for e in self.encoder_outs]
+    def reorder(self, order: Tensor, *, kept: Tensor | None = None) -> None:
+        """Select/repeat rows (``order (new_rows,)``), grouped by sentence as in StepScorer.
+
+        The caches keep one cross-attention state per sentence (``kept`` selects them); the
+        no-cache path keeps one encoder output per row instead.
+        """
         for cache in self.caches:
-            cache.reorder(order)
-        self.prefix = self.prefix.index_select(0, order)
+            cache.reorder_beams(order, kept)
+        if not self.use_cache:
+            self.encoder_outs = [e.reorder(order) for e in self.encoder_outs]
+            self.prefix = self.prefix.index_select(0, order)

@@ -47,17 +47,20 @@ def sample_candidates(
     lprobs: Tensor,
     cum_scores: Tensor,
     *,
+    beam: int,
     step: int,
     topk: int,
     topp: float,
     generator: torch.Generator | None,
     fallback_token: int,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Draw one continuation per beam (``beam`` of them from beam 0 at step 0).
+    """Draw one continuation per beam (``beam`` of them from the sentence's one row at step 0).
 
     Args:
-        lprobs: ``(batch, beam, vocab)`` log-probs after the constraints (``-inf`` = blocked).
-        cum_scores: ``(batch, beam)`` summed log-probs of the prefixes (``-inf`` = empty slot).
+        lprobs: ``(batch, rows, vocab)`` log-probs after the constraints (``-inf`` = blocked);
+            ``rows`` is 1 at step 0 and ``beam`` after.
+        cum_scores: ``(batch, rows)`` summed log-probs of the prefixes (``-inf`` = empty slot).
+        beam: candidates per sentence.
         step: the decoding step (0 for the first target token).
         topk: see :func:`truncate_distribution`.
         topp: see :func:`truncate_distribution`.
@@ -68,9 +71,8 @@ def sample_candidates(
         ``(scores, beams, tokens)``, each ``(batch, beam)``: the new cumulative score, the
         parent beam and the drawn token of every candidate.
     """
-    bsz, beam, vocab = lprobs.shape
-    source = lprobs[:, :1] if step == 0 else lprobs  # (batch, beam or 1, V)
-    probs = truncate_distribution(source.exp().reshape(-1, vocab), topk=topk, topp=topp)
+    bsz, _, vocab = lprobs.shape
+    probs = truncate_distribution(lprobs.exp().reshape(-1, vocab), topk=topk, topp=topp)
     empty = probs.sum(-1) <= 0  # (rows,) dead rows: multinomial rejects all-zero weights
     probs[:, fallback_token] += empty.to(probs.dtype)
     if step == 0:

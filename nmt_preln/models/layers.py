@@ -263,8 +263,9 @@ class DecoderLayer(nn.Module):
             step: position of the token; buffers hold positions [0, step) already.
             self_kv: key and value buffers, each (batch, heads, max_len, head_dim), written
                 in place.
-            cross_kv: as in :meth:`forward`.
-            mask: as in :meth:`forward`.
+            cross_kv: keys and values of the encoder states, each (sentences, heads, src_len,
+                head_dim), where batch = sentences * g (see :meth:`_cross_and_ffn`).
+            mask: (sentences, 1, 1, src_len), True = real source token.
 
         Returns:
             (batch, 1, d_model).
@@ -283,12 +284,21 @@ class DecoderLayer(nn.Module):
         return self._cross_and_ffn(x, cross_kv=cross_kv, mask=mask)  # (B, 1, D)
 
     def _cross_and_ffn(self, x: Tensor, *, cross_kv: tuple[Tensor, Tensor], mask: Tensor) -> Tensor:
-        """Cross-attention and FFN sublayers, shared by the full and incremental paths."""
-        k, v = cross_kv
+        """Cross-attention and FFN sublayers, shared by the full and incremental paths.
+
+        ``cross_kv`` and ``mask`` may hold fewer sentences than ``x`` has rows: in beam search
+        the ``g`` consecutive rows of a sentence share its keys, and attend to them as one
+        ``(g * T)``-query sequence (cross-attention treats its queries independently), so the
+        encoder state is never copied per beam.
+        """
+        k, v = cross_kv  # (n, H, S, Dh), rows = n * g
 
         def cross_attn(h: Tensor) -> Tensor:
-            q = self.cross_attn.project_q(h)  # (B, H, T, Dh)
-            return self.cross_attn.attend(q, k, v, mask=mask)  # (B, T, D)
+            rows, length, d_model = h.shape
+            grouped = h.reshape(k.size(0), -1, d_model)  # (n, g*T, D)
+            q = self.cross_attn.project_q(grouped)  # (n, H, g*T, Dh)
+            out = self.cross_attn.attend(q, k, v, mask=mask)  # (n, g*T, D)
+            return out.view(rows, length, d_model)  # (B, T, D)
 
         x = self.cross_attn_residual(x, cross_attn)  # (B, T, D)
         return self.ffn_residual(x, self.ffn)  # (B, T, D)

@@ -144,49 +144,84 @@ class Encoder(nn.Module):
         return EncoderOut(states=self.final_norm(x), padding_mask=padding_mask)
 
 
-@dataclass
 class DecoderCache:
-    """Key/value state of incremental decoding, allocated once by ``init_cache``.
+    """Key/value state of incremental decoding, allocated once by ``Decoder.init_cache``.
+
+    Beam search keeps its ``beam`` rows of a sentence consecutive. The cross-attention state is
+    stored once per sentence and a sentence's rows attend to it together (see
+    ``DecoderLayer._cross_and_ffn``), so it is copied only when sentences leave the batch.
 
     Attributes:
-        self_k, self_v: (layers, batch, heads, max_len, head_dim); positions [0, step) are filled.
-        cross_k, cross_v: (layers, batch, heads, src_len, head_dim), the projected encoder states.
+        self_k, self_v: (layers, rows, heads, max_len, head_dim); positions [0, step) are filled.
+        cross_k, cross_v: (layers, sentences, heads, src_len, head_dim), the projected encoder
+            states; ``rows`` is a multiple of ``sentences``.
+        cross_mask: (sentences, 1, 1, src_len) bool, True where a source token may be attended.
         step: number of tokens decoded so far (the position of the next token).
     """
 
-    self_k: Tensor
-    self_v: Tensor
-    cross_k: Tensor
-    cross_v: Tensor
-    step: int = 0
+    def __init__(
+        self, self_kv: tuple[Tensor, Tensor], cross_kv: tuple[Tensor, Tensor], cross_mask: Tensor
+    ) -> None:
+        self.self_k, self.self_v = self_kv
+        self.cross_k, self.cross_v = cross_kv
+        self.cross_mask = cross_mask
+        self.step = 0
+        # Reordering gathers the filled prefix into a second pair of buffers and swaps the
+        # pairs: one copy per step instead of a gather plus a write-back. Both pairs keep their
+        # full capacity (``self_k`` may be a view of the first rows of ``_active``).
+        self._active: tuple[Tensor, Tensor] = self_kv
+        self._spare: tuple[Tensor, Tensor] | None = None
 
     @property
     def max_len(self) -> int:
         return self.self_k.size(3)
 
+    @property
+    def group(self) -> int:
+        """Rows per source sentence."""
+        return self.self_k.size(1) // self.cross_k.size(1)
+
     def reorder(self, order: Tensor) -> None:
-        """Keep rows ``order`` (batch',): select, repeat or drop sentences/beams, in place.
+        """Any reordering: new row ``i`` is old row ``order[i]``, with that row's source.
 
-        Only the filled prefix [0, step) of the self-attention buffers is copied; when the batch
-        stays the same or shrinks (finished sentences dropped) the preallocated buffers are
-        reused, and new (uninitialized) ones are allocated only when the batch grows.
+        Afterwards every row has its own copy of the cross-attention state (one row per
+        sentence); beam search uses the cheaper :meth:`reorder_beams`.
         """
-        self.self_k = self._reorder_prefix(self.self_k, order)
-        self.self_v = self._reorder_prefix(self.self_v, order)
-        self.cross_k = self.cross_k.index_select(1, order)  # (L, B', H, S, Dh)
-        self.cross_v = self.cross_v.index_select(1, order)  # (L, B', H, S, Dh)
+        sources = torch.div(order, self.group, rounding_mode="floor")  # (rows',) old sentences
+        self._reorder_rows(order)
+        self._reorder_sentences(sources)
 
-    def _reorder_prefix(self, buf: Tensor, order: Tensor) -> Tensor:
-        """buf: (layers, batch, heads, max_len, head_dim) -> (layers, batch', heads, ...)."""
-        prefix = buf[:, :, :, : self.step].index_select(1, order)  # (L, B', H, step, Dh)
+    def reorder_beams(self, order: Tensor, kept: Tensor | None = None) -> None:
+        """Beam search's reordering: rows stay grouped by sentence, ``g`` consecutive rows each.
+
+        Args:
+            order: (rows',) new row ``i`` is old row ``order[i]``, which must belong to the
+                sentence ``kept[i // g]``, where ``g = rows' / sentences'``.
+            kept: (sentences',) the sentences still decoded, as indices into the old ones;
+                None when all of them stay in place (then nothing of the encoder is copied).
+        """
+        self._reorder_rows(order)
+        if kept is not None:
+            self._reorder_sentences(kept)
+
+    def _reorder_sentences(self, index: Tensor) -> None:
+        self.cross_k = self.cross_k.index_select(1, index)  # (L, n', H, S, Dh)
+        self.cross_v = self.cross_v.index_select(1, index)  # (L, n', H, S, Dh)
+        self.cross_mask = self.cross_mask.index_select(0, index)  # (n', 1, 1, S)
+
+    def _reorder_rows(self, order: Tensor) -> None:
+        """Gather the filled prefix [0, step) of rows ``order`` into the spare pair; swap."""
         rows = order.size(0)
-        if rows > buf.size(1):
+        if self._spare is None or self._spare[0].size(1) < rows:
             # Positions >= step are written before they are read: no need to zero them.
-            buf = buf.new_empty(buf.size(0), rows, *buf.shape[2:])  # (L, B', H, M, Dh)
-        elif rows < buf.size(1):
-            buf = buf[:, :rows]  # a shrinking batch keeps the first rows of the same memory
-        buf[:, :, :, : self.step] = prefix  # (L, B', H, step, Dh)
-        return buf
+            shape = (self.self_k.size(0), rows, *self.self_k.shape[2:])  # (L, rows', H, M, Dh)
+            self._spare = (self.self_k.new_empty(shape), self.self_v.new_empty(shape))
+        new = (self._spare[0][:, :rows], self._spare[1][:, :rows])  # (L, rows', H, M, Dh)
+        for old, dst in zip((self.self_k, self.self_v), new, strict=True):
+            prefix = old[:, :, :, : self.step]  # (L, rows, H, step, Dh)
+            torch.index_select(prefix, 1, order, out=dst[:, :, :, : self.step])
+        self._active, self._spare = self._spare, self._active
+        self.self_k, self.self_v = new
 
 
 class Decoder(nn.Module):
@@ -222,30 +257,25 @@ class Decoder(nn.Module):
         cross_v = torch.stack([v for _, v in cross])  # (L, B, H, S, Dh)
         layers, batch, heads, _, head_dim = cross_k.shape
         shape = (layers, batch, heads, max_len, head_dim)
-        return DecoderCache(
-            # Uninitialized: step n writes position n before attention reads [0, n].
-            self_k=cross_k.new_empty(shape),  # (L, B, H, M, Dh)
-            self_v=cross_v.new_empty(shape),  # (L, B, H, M, Dh)
-            cross_k=cross_k,
-            cross_v=cross_v,
-        )
+        # Uninitialized: step n writes position n before attention reads [0, n].
+        self_kv = (cross_k.new_empty(shape), cross_v.new_empty(shape))  # (L, B, H, M, Dh) x2
+        return DecoderCache(self_kv, (cross_k, cross_v), enc.attention_mask)
 
-    def step(self, tokens: Tensor, enc: EncoderOut, cache: DecoderCache) -> Tensor:
-        """One position: tokens (batch,) -> float32 logits (batch, vocab); advances ``cache``."""
+    def step(self, tokens: Tensor, cache: DecoderCache) -> Tensor:
+        """One position: tokens (rows,) -> float32 logits (rows, vocab); advances ``cache``."""
         if cache.step >= cache.max_len:
             raise ValueError(f"decode_step past the cache's max_len={cache.max_len}")
-        mask = enc.attention_mask  # (B, 1, 1, S)
-        x = self.embed(tokens[:, None], start=cache.step)  # (B, 1, D)
+        x = self.embed(tokens[:, None], start=cache.step)  # (R, 1, D)
         for i, layer in enumerate(self.layers):
             x = layer.step(
                 x,
                 step=cache.step,
-                self_kv=(cache.self_k[i], cache.self_v[i]),  # (B, H, M, Dh) views, written in place
-                cross_kv=(cache.cross_k[i], cache.cross_v[i]),  # (B, H, S, Dh)
-                mask=mask,
-            )  # (B, 1, D)
+                self_kv=(cache.self_k[i], cache.self_v[i]),  # (R, H, M, Dh) views, written in place
+                cross_kv=(cache.cross_k[i], cache.cross_v[i]),  # (n, H, S, Dh)
+                mask=cache.cross_mask,  # (n, 1, 1, S)
+            )  # (R, 1, D)
         cache.step += 1
-        return self.output_projection(self.final_norm(x))[:, 0].float()  # (B, V)
+        return self.output_projection(self.final_norm(x))[:, 0].float()  # (R, V)
 
 
 def _embedding(vocab_size: int, d_model: int, *, pad: int) -> nn.Embedding:
@@ -335,9 +365,12 @@ class Transformer(nn.Module):
         """A cache for up to ``max_len`` calls of :meth:`decode_step` on ``enc``'s batch."""
         return self.decoder.init_cache(enc, max_len=max_len)
 
-    def decode_step(self, tokens: Tensor, enc: EncoderOut, cache: DecoderCache) -> Tensor:
-        """tokens (batch,) at position ``cache.step`` -> float32 logits (batch, vocab)."""
-        return self.decoder.step(tokens, enc, cache)  # (B, V)
+    def decode_step(self, tokens: Tensor, cache: DecoderCache) -> Tensor:
+        """tokens (rows,) at position ``cache.step`` -> float32 logits (rows, vocab).
+
+        The cache holds what the decoder needs of the encoder output (see :meth:`init_cache`).
+        """
+        return self.decoder.step(tokens, cache)  # (R, V)
 
 
 class Vocabulary(Protocol):

@@ -39,8 +39,8 @@ class RowsEnc:
 class StepCache:
     step: int = 0
 
-    def reorder(self, order: Tensor) -> None:
-        del order  # a table model keeps no per-row state
+    def reorder_beams(self, order: Tensor, kept: Tensor | None) -> None:
+        del order, kept  # a table model keeps no per-row state
 
 
 class TableModel:
@@ -59,8 +59,7 @@ class TableModel:
         del enc, max_len
         return StepCache()
 
-    def decode_step(self, tokens: Tensor, enc: RowsEnc, cache: StepCache) -> Tensor:
-        del enc
+    def decode_step(self, tokens: Tensor, cache: StepCache) -> Tensor:
         step = min(cache.step, self.table.size(0) - 1)
         cache.step += 1
         return self.table[step, tokens]  # (rows, V)

@@ -5,7 +5,7 @@ import torch
 from tiny_models import EOS, PAD, SRC_VOCAB, TGT_VOCAB, random_tokens, tiny_model
 
 from nmt_preln.config import NormPosition
-from nmt_preln.models.transformer import DecoderCache, EncoderOut, Transformer
+from nmt_preln.models.transformer import DecoderCache, Transformer
 
 PLACEMENTS = pytest.mark.parametrize("norm_position", list(NormPosition))
 
@@ -17,11 +17,9 @@ def _batch() -> tuple[torch.Tensor, torch.Tensor]:
     return src, prev
 
 
-def _decode_steps(
-    model: Transformer, prev: torch.Tensor, enc: EncoderOut, cache: DecoderCache
-) -> torch.Tensor:
+def _decode_steps(model: Transformer, prev: torch.Tensor, cache: DecoderCache) -> torch.Tensor:
     """Feed prev (B, T) one column at a time; logits (B, T, V)."""
-    return torch.stack([model.decode_step(prev[:, t], enc, cache) for t in range(prev.size(1))], 1)
+    return torch.stack([model.decode_step(prev[:, t], cache) for t in range(prev.size(1))], 1)
 
 
 @PLACEMENTS
@@ -35,7 +33,7 @@ def test_incremental_decoding_equals_full_decoding(
         full = model(src, prev)  # (B, T, V)
         enc = model.encode(src)
         cache = model.init_cache(enc, max_len=prev.size(1) + 3)
-        steps = _decode_steps(model, prev, enc, cache)
+        steps = _decode_steps(model, prev, cache)
     assert steps.dtype == torch.float32 and cache.step == prev.size(1)
     torch.testing.assert_close(steps, full, atol=1e-5, rtol=1e-5)
 
@@ -48,12 +46,32 @@ def test_incremental_decoding_after_reorder(norm_position: NormPosition) -> None
     with torch.no_grad():
         enc = model.encode(src)
         cache = model.init_cache(enc, max_len=prev.size(1))
-        _decode_steps(model, prev[:, :3], enc, cache)
+        _decode_steps(model, prev[:, :3], cache)
         cache.reorder(order)
-        enc = enc.reorder(order)
-        rest = _decode_steps(model, prev[order, 3:], enc, cache)
+        rest = _decode_steps(model, prev[order, 3:], cache)
         full = model(src[order], prev[order])
     torch.testing.assert_close(rest, full[:, 3:], atol=1e-5, rtol=1e-5)
+
+
+@PLACEMENTS
+def test_beam_reorder_shares_one_encoder_state_per_sentence(norm_position: NormPosition) -> None:
+    model = tiny_model(norm_position)
+    src, _ = _batch()  # 3 sentences
+    beams = 2
+    rows = torch.arange(3).repeat_interleave(beams)  # (6,) row -> its sentence
+    targets = random_tokens([7] * 6, vocab=TGT_VOCAB, first=EOS)  # (6, 7): each beam differs
+    with torch.no_grad():
+        cache = model.init_cache(model.encode(src), max_len=7)
+        cache.reorder_beams(rows)  # expand: beams rows per sentence, kept=None
+        assert cache.cross_k.shape[1] == 3 and cache.group == beams
+        first = _decode_steps(model, targets[:, :3], cache)
+        order = torch.tensor([3, 3, 5, 4])  # sentence 0 finished; beams move within sentences
+        cache.reorder_beams(order, torch.tensor([1, 2]))
+        assert cache.cross_k.shape[1] == 2 and cache.group == 2
+        rest = _decode_steps(model, targets[order, 3:], cache)
+        full = model(src[rows], targets)  # (6, 7, V): every row with its own encoder copy
+    torch.testing.assert_close(first, full[:, :3], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(rest, full[order, 3:], atol=1e-5, rtol=1e-5)
 
 
 def test_reorder_with_same_batch_size_reuses_the_buffers() -> None:
@@ -62,11 +80,12 @@ def test_reorder_with_same_batch_size_reuses_the_buffers() -> None:
     with torch.no_grad():
         enc = model.encode(src)
         cache = model.init_cache(enc, max_len=10)
-        _decode_steps(model, prev[:, :2], enc, cache)
-        buffer = cache.self_k
-        cache.reorder(torch.tensor([1, 2, 0]))
-        assert cache.self_k is buffer
-        cache.reorder(torch.tensor([0, 2]))  # finished sentences leave the batch
+        _decode_steps(model, prev[:, :2], cache)
+        pointers = {cache.self_k.data_ptr()}
+        for order in ([1, 2, 0], [2, 0, 1], [0, 1, 2], [0, 2]):  # [0, 2]: one sentence left
+            cache.reorder(torch.tensor(order))
+            pointers.add(cache.self_k.data_ptr())
+        assert len(pointers) == 2  # the cache's buffer and its one spare, swapped
         assert cache.self_k.shape[1] == 2 and cache.cross_v.shape[1] == 2
 
 
@@ -79,10 +98,10 @@ def test_cache_is_preallocated_and_bounded() -> None:
         # (layers, batch, heads, max_len, head_dim) and (layers, batch, heads, src_len, head_dim)
         assert cache.self_k.shape == (2, 3, 4, 2, 8) and cache.cross_k.shape == (2, 3, 4, 9, 8)
         pointer = cache.self_k.data_ptr()
-        _decode_steps(model, prev[:, :2], enc, cache)
+        _decode_steps(model, prev[:, :2], cache)
         assert cache.self_k.data_ptr() == pointer
         with pytest.raises(ValueError, match="max_len"):
-            model.decode_step(prev[:, 2], enc, cache)
+            model.decode_step(prev[:, 2], cache)
 
 
 @PLACEMENTS
