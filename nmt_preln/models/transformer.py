@@ -17,7 +17,13 @@ from torch import Tensor, nn
 
 from nmt_preln.config import ModelConfig, NormPosition
 from nmt_preln.errors import UserError
-from nmt_preln.models.layers import DecoderLayer, EncoderLayer, FeedForward, MultiheadAttention
+from nmt_preln.models.layers import (
+    DecoderLayer,
+    Dropout,
+    EncoderLayer,
+    FeedForward,
+    MultiheadAttention,
+)
 
 
 def sinusoidal_table(num_positions: int, d_model: int) -> Tensor:
@@ -82,7 +88,7 @@ class TransformerEmbedding(nn.Module):
         self.scale = math.sqrt(cfg.d_model)
         position_cls = LearnedPositions if cfg.learned_positions else SinusoidalPositions
         self.positions = position_cls(cfg.d_model, max_positions=cfg.max_positions)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
 
     def forward(self, tokens: Tensor, *, start: int = 0) -> Tensor:
         """tokens: (batch, length), the first at position ``start`` -> (batch, length, d_model)."""

@@ -83,17 +83,19 @@ def label_smoothed_cross_entropy(
 
 
 class _FusedSmoothedCrossEntropy(torch.autograd.Function):
-    """:func:`label_smoothed_nll_loss` of ``log_softmax(z)`` without vocabulary-sized lprobs.
+    """:func:`label_smoothed_nll_loss` of ``log_softmax(z)``, keeping no vocabulary-sized tensor.
 
-    With ``lse = logsumexp(z)``: ``nll = lse - z[y]`` and ``smooth = V * lse - sum_v z[v]``,
-    so the forward keeps only per-position values (plus the logits autograd holds anyway).
-    The backward writes the gradient in one ``(N, V)`` buffer; with ``p = softmax(z)``::
+    The forward needs the log-probabilities only for one gather and one sum, so autograd saves
+    the logits (which it holds anyway) instead; the backward recomputes ``p = softmax(z)`` in
+    one fused kernel and turns it into the gradient in place. With ``p = softmax(z)``::
 
         d loss / d z = (1 - epsilon - eps_i) * (p - onehot(y)) + eps_i * (V * p - 1)
         d nll  / d z = p - onehot(y)
 
     and zero on pad rows (the unfused version keeps lprobs, its gather/sum/masked_fill
     backward buffers and the log_softmax gradient: three to four ``(N, V)`` tensors).
+    Both directions use PyTorch's fused (log_)softmax kernels, which cast half-precision
+    logits to float32 on the fly: no logsumexp temporaries, no float32 copy of the logits.
     """
 
     @staticmethod
@@ -101,29 +103,28 @@ class _FusedSmoothedCrossEntropy(torch.autograd.Function):
         ctx: Any, logits: Tensor, target: Tensor, epsilon: float, pad: int
     ) -> tuple[Tensor, Tensor]:
         vocab = logits.size(-1)
-        z = logits.float()  # (N, V); no copy for float32 logits
-        lse = torch.logsumexp(z, dim=-1)  # (N,)
+        lprobs = torch.log_softmax(logits, dim=-1, dtype=torch.float32)  # (N, V), freed below
         keep = target.ne(pad)  # (N,)
-        nll = (lse - z.gather(1, target[:, None])[:, 0]).masked_fill(~keep, 0.0)  # (N,)
-        smooth = (vocab * lse - z.sum(dim=-1)).masked_fill(~keep, 0.0)  # (N,)
+        nll = -lprobs.gather(1, target[:, None])[:, 0].masked_fill(~keep, 0.0)  # (N,)
+        smooth = -lprobs.sum(dim=-1).masked_fill(~keep, 0.0)  # (N,)
         eps_i = epsilon / (vocab - 1)
         nll_sum = nll.sum()
         loss_sum = (1.0 - epsilon - eps_i) * nll_sum + eps_i * smooth.sum()
-        ctx.save_for_backward(logits, target, lse, keep)
+        ctx.save_for_backward(logits, target, keep)
         ctx.coefficients = (1.0 - epsilon - eps_i, eps_i)
         return loss_sum, nll_sum
 
     @staticmethod
     def backward(ctx: Any, grad_loss: Tensor, grad_nll: Tensor) -> tuple[Tensor, None, None, None]:
-        logits, target, lse, keep = ctx.saved_tensors
+        logits, target, keep = ctx.saved_tensors
         c_nll, eps_i = ctx.coefficients
         vocab = logits.size(-1)
-        a = c_nll * grad_loss + grad_nll  # weight of (p - onehot(y))
-        b = eps_i * grad_loss  # weight of (V * p - 1)
-        grad = (logits.float() - lse[:, None]).exp_()  # (N, V) = p
-        grad.mul_(a + vocab * b).sub_(b)  # (N, V)
-        grad.scatter_add_(1, target[:, None], (-a).expand(target.size(0), 1))  # (N, V)
-        grad.mul_(keep[:, None])  # (N, V) pad rows get no gradient
+        keep = keep.float()  # (N,) pad rows get no gradient
+        a = (c_nll * grad_loss + grad_nll) * keep  # (N,) weight of (p - onehot(y))
+        b = eps_i * grad_loss * keep  # (N,) weight of (V * p - 1)
+        grad = torch.softmax(logits, dim=-1, dtype=torch.float32)  # (N, V) = p
+        grad.mul_((a + vocab * b)[:, None]).sub_(b[:, None])  # (N, V)
+        grad.scatter_add_(1, target[:, None], -a[:, None])  # (N, V)
         return grad.to(logits.dtype), None, None, None
 
 

@@ -39,3 +39,32 @@ def test_cached_fused_projection_follows_weight_updates() -> None:
     reference = model(src, prev)  # with autograd: stacked afresh on every call
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after, reference.detach(), atol=1e-6, rtol=1e-6)
+
+
+def test_cpu_dropout_rate_scale_and_gradient() -> None:
+    from nmt_preln.models.layers import Dropout
+
+    dropout = Dropout(0.3).train()
+    torch.manual_seed(0)
+    x = torch.full((400, 500), 2.0, requires_grad=True)
+    y = dropout(x)
+    dropped = y == 0
+    assert abs(dropped.float().mean().item() - 0.3) < 0.005  # 200k draws: sd ~0.001
+    kept = y[~dropped]
+    torch.testing.assert_close(kept, torch.full_like(kept, 2.0 / 0.7), rtol=1e-4, atol=0)
+    y.sum().backward()
+    assert x.grad is not None
+    assert torch.equal(x.grad == 0, dropped)  # the same mask forward and backward
+    assert torch.equal(dropout.eval()(x), x) and torch.equal(Dropout(0.0).train()(x), x)
+
+
+def test_bf16_attention_on_cpu_matches_float32() -> None:
+    model = tiny_model()
+    src = random_tokens([7, 4], vocab=SRC_VOCAB)
+    prev = random_tokens([5, 5], vocab=TGT_VOCAB, first=EOS)
+    with torch.no_grad():
+        reference = model(src, prev)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = model(src, prev)
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float(), reference, atol=0.05, rtol=0.05)
