@@ -33,8 +33,9 @@ class Dropout(nn.Module):
     On CPU torch draws dropout masks with ``bernoulli_``, about three times the cost of drawing
     15-bit integers (torch 2.13): a tenth of a small model's training step. Here an element is
     dropped when its integer falls under ``round(p * 2**15)``, so the rate is ``p`` to within
-    2**-16, and survivors are scaled by the exact inverse of the resulting keep rate. CUDA keeps
-    torch's fused kernel. Both draw from torch's default generators (seeded, checkpointed).
+    2**-16, and survivors are scaled by the exact inverse of the resulting keep rate. CUDA (and
+    torch.compile) keep torch's own dropout. Both draw from torch's default generators (seeded,
+    checkpointed).
     """
 
     def __init__(self, p: float) -> None:
@@ -47,7 +48,7 @@ class Dropout(nn.Module):
         """x: any shape; identity in eval mode or with p = 0."""
         if not self.training or self.p == 0.0:
             return x
-        if x.device.type != "cpu":
+        if x.device.type != "cpu" or torch.compiler.is_compiling():  # compile cannot trace random_
             return F.dropout(x, self.p, training=True)
         keep = torch.empty(x.shape, dtype=torch.int16).random_() >= self._threshold
         return (x * keep).mul_(self._scale)

@@ -181,7 +181,10 @@ def build_session(cfg: TrainConfig, ctx: DistributedContext, device_type: str) -
     _resume(session)  # restores the RNG states last, after everything that draws from them
     session.net = distributed.wrap_model(model, ctx, device)
     if cfg.hardware.compile:
-        session.net = cast(nn.Module, torch.compile(session.net))
+        # Every batch has another (batch, src_len, tgt_len) shape: compile for symbolic sizes
+        # at once. The default compiles a static graph first and replaces it at the second
+        # shape by the same dynamic graph, paying the compile twice.
+        session.net = cast(nn.Module, torch.compile(session.net, dynamic=True))
     n_params = sum(p.numel() for p in model.parameters())
     metrics.info(
         f"model {cfg.arch.name} ({cfg.arch.norm_position.value}-LN): {n_params:,} parameters | "
