@@ -4,7 +4,10 @@
 directory's dictionary, lengths 3-40) are binarized directly with IndexedDatasetBuilder into
 ``--work`` (never the repository), next to the reference directory's dictionaries and valid
 split; ``nmt-train`` then runs ``--updates`` updates on each, in its own process, and the
-table gives each run's peak RSS (the child's ru_maxrss). The model is deliberately tiny
+table gives each run's peak RSS (the child's own ru_maxrss, from wait4) and, sampled every
+20 ms from /proc/PID/status, the peaks of its anonymous memory (RssAnon: the heap, numpy and
+torch arrays) and of its file-backed pages (RssFile: shared libraries and mapped data files,
+counted in RSS although the kernel may drop them). The model is deliberately tiny
 (preln_tiny): this measures what the data pipeline holds, not the activations.
 
 ``torchrun``: ``--updates`` updates of the same run with 1 process x 2 threads and with
@@ -19,11 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +74,46 @@ def train_command(
     ]  # fmt: skip
 
 
+SAMPLE_S = 0.02  # /proc sampling period of the child's memory
+
+
+@dataclass
+class Peaks:
+    """Peak memory of one child process, in MiB."""
+
+    rss: float  # ru_maxrss: the kernel's exact high-water mark of anon + file + shmem
+    anon: float  # sampled
+    file: float  # sampled
+
+
+def _status_mib(pid: int) -> dict[str, float]:
+    """RssAnon and RssFile of a running process in MiB ({} once it has exited)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    fields = (line.split(":") for line in lines)
+    return {k: int(v.split()[0]) / 1024 for k, v in fields if k in ("RssAnon", "RssFile")}
+
+
+def measure(cmd: list[str], *, log: Path) -> Peaks:
+    """Run ``cmd`` (stderr to ``log``); raise SystemExit with its stderr tail if it fails."""
+    with log.open("w") as err:
+        child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+    peak = {"RssAnon": 0.0, "RssFile": 0.0}
+    while True:
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
+        for key, mib in _status_mib(child.pid).items():
+            peak[key] = max(peak[key], mib)
+        time.sleep(SAMPLE_S)
+    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen.wait
+    if child.returncode:
+        raise SystemExit(log.read_text()[-2000:])
+    return Peaks(rss=usage.ru_maxrss / 1024, anon=peak["RssAnon"], file=peak["RssFile"])
+
+
 def run_rss(args: argparse.Namespace) -> None:
     rows = []
     for pairs in (args.small, args.large):
@@ -80,19 +123,23 @@ def run_rss(args: argparse.Namespace) -> None:
         save = args.work / f"run-{pairs}"
         shutil.rmtree(save, ignore_errors=True)
         cmd = [sys.executable, *train_command(data, save, args, threads=2)]
-        child = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if child.returncode:
-            raise SystemExit(child.stderr[-2000:])
-        # ru_maxrss of the children: the largest one so far, so run the small corpus first.
-        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        peaks = measure(cmd, log=args.work / f"train-{pairs}.log")
         size = sum(f.stat().st_size for f in data.glob("train.*")) / 2**20
-        rows.append((pairs, size, built, rss))
-        print(f"{pairs} pairs: peak RSS {rss:.0f} MiB", flush=True)
-    print(f"\n{args.arch}, {args.updates} updates, max_tokens 4096 (conf default), 2 threads\n")
-    print("| train pairs | .bin+.idx MiB | build s | peak RSS MiB | vs smallest |")
-    print("|---:|---:|---:|---:|---:|")
-    for pairs, size, built, rss in rows:
-        print(f"| {pairs:,} | {size:.0f} | {built:.0f} | {rss:.0f} | {rss / rows[0][3]:.2f}x |")
+        rows.append((pairs, size, built, peaks))
+        print(f"{pairs} pairs: peak RSS {peaks.rss:.0f} MiB", flush=True)
+    print(f"\n{args.arch}, {args.updates} updates, max_tokens 4096 (conf default), 2 threads")
+    print(f"anon/file: peaks of RssAnon/RssFile sampled every {SAMPLE_S * 1000:.0f} ms\n")
+    print(
+        "| train pairs | .bin+.idx MiB | build s | peak RSS MiB | vs smallest "
+        "| peak anon MiB | peak file MiB |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    base = rows[0][3].rss
+    for pairs, size, built, p in rows:
+        print(
+            f"| {pairs:,} | {size:.0f} | {built:.0f} | {p.rss:.0f} | {p.rss / base:.2f}x "
+            f"| {p.anon:.0f} | {p.file:.0f} |"
+        )
 
 
 def _throughput(save: Path) -> tuple[float, int]:
@@ -105,7 +152,7 @@ def _throughput(save: Path) -> tuple[float, int]:
 
 def run_torchrun(args: argparse.Namespace) -> None:
     data = args.reference
-    results = {}
+    results: dict[str, tuple[float, int]] = {}
     launches = {
         "1 process x 2 threads": [sys.executable],
         "torchrun 2 processes x 1 thread": [

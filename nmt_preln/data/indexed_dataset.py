@@ -10,14 +10,19 @@ A dataset is two files next to each other:
     offset of each sequence in the .bin), D int64 document indices (fairseq's translation data
     has a single document: ``[0]``).
 
-Files written here load in fairseq and vice versa. Reading maps both files, so memory use does
-not grow with the corpus.
+Files written here load in fairseq and vice versa. Reading keeps the process's memory flat as
+the corpus grows: only the sizes are mapped (the batching needs all of them); a sequence is
+read with two ``pread`` calls (its pointer, then its tokens), and the whole-file checks at
+opening read in blocks. Random access through a map of the .bin would instead make the pages
+around every sentence read part of the process's resident set (file-backed, but counted in its
+RSS), up to the size of the corpus.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import weakref
 from types import TracebackType
 from typing import Any
 
@@ -42,7 +47,7 @@ DTYPE_CODES: dict[int, type[np.generic]] = {
     9: np.uint32,
     10: np.uint64,
 }
-_CHECK_BLOCK = 1 << 20  # sequences per step when validating pointers (bounds memory)
+_CHECK_BLOCK = 1 << 20  # sequences (or tokens) per read when checking a whole file
 
 
 def best_fitting_dtype(vocab_size: int) -> type[np.generic]:
@@ -156,15 +161,20 @@ class IndexedDataset:
         if len(idx) != expected:
             raise UserError(f"{idx_path}: {len(idx)} bytes, but {n} sequences need {expected}")
         self.dtype = DTYPE_CODES[code]
-        self._idx = idx
+        self._itemsize = np.dtype(self.dtype).itemsize
         self.sizes = np.frombuffer(idx, dtype=np.int32, count=n, offset=_HEADER.size)
-        self._pointers = np.frombuffer(idx, dtype=np.int64, count=n, offset=_HEADER.size + 4 * n)
-        self._bin = _map(bin_path)
+        self._pointers_at = _HEADER.size + 4 * n  # byte offset of the pointers in the .idx
+        # Descriptors for os.pread (positional reads are safe from several threads), closed
+        # when the dataset is garbage-collected.
+        self._idx_fd, self._bin_fd = os.open(idx_path, os.O_RDONLY), os.open(bin_path, os.O_RDONLY)
+        for fd in (self._idx_fd, self._bin_fd):
+            weakref.finalize(self, os.close, fd)
         _check_layout(
             self.sizes,
-            self._pointers,
-            itemsize=np.dtype(self.dtype).itemsize,
-            bin_bytes=len(self._bin),
+            self._idx_fd,
+            pointers_at=self._pointers_at,
+            itemsize=self._itemsize,
+            bin_bytes=os.fstat(self._bin_fd).st_size,
             where=prefix,
         )
 
@@ -176,22 +186,34 @@ class IndexedDataset:
         n = len(self.sizes)
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for {n} sequences in {self.prefix}")
-        size, ptr = int(self.sizes[index]), int(self._pointers[index])
-        return np.frombuffer(self._bin, dtype=self.dtype, count=size, offset=ptr).astype(np.int64)
+        index %= n
+        nbytes = int(self.sizes[index]) * self._itemsize
+        (ptr,) = struct.unpack("<q", os.pread(self._idx_fd, 8, self._pointers_at + 8 * index))
+        raw = os.pread(self._bin_fd, nbytes, ptr) if nbytes else b""
+        if len(raw) != nbytes:
+            raise UserError(f"{self.prefix}.bin: truncated while reading sequence {index}")
+        return np.frombuffer(raw, dtype=self.dtype).astype(np.int64)
 
     def index_range(self) -> tuple[int, int]:
-        """(smallest, largest) token index in the .bin, (0, -1) when empty: one vectorized pass."""
-        values = np.frombuffer(self._bin, dtype=self.dtype)
-        if not len(values):
-            return 0, -1
-        return int(values.min()), int(values.max())
+        """(smallest, largest) token index in the .bin, (0, -1) when empty: read in blocks,
+        so the pass leaves nothing resident."""
+        low, high, offset = 0, -1, 0
+        while True:
+            block = _read(self._bin_fd, dtype=self.dtype, count=_CHECK_BLOCK, offset=offset)
+            if not len(block):
+                return low, high
+            offset += block.nbytes
+            if high < low:
+                low, high = int(block.min()), int(block.max())
+            else:
+                low, high = min(low, int(block.min())), max(high, int(block.max()))
 
     def num_tokens(self) -> int:
         """Total number of tokens in the dataset."""
         return int(self.sizes.sum(dtype=np.int64))
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"prefix": self.prefix}  # memory maps do not pickle; reopen in the new process
+        return {"prefix": self.prefix}  # descriptors do not pickle; reopen in the new process
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["prefix"])  # type: ignore[misc]
@@ -204,15 +226,32 @@ def _map(path: str) -> np.ndarray:
     return np.memmap(path, mode="r", dtype=np.uint8)
 
 
+def _read(fd: int, *, dtype: type[np.generic], count: int, offset: int) -> np.ndarray:
+    """Up to ``count`` items of ``dtype`` at byte ``offset`` of ``fd`` (fewer at the end)."""
+    raw = os.pread(fd, count * np.dtype(dtype).itemsize, offset)
+    usable = len(raw) - len(raw) % np.dtype(dtype).itemsize
+    return np.frombuffer(raw, dtype=dtype, count=usable // np.dtype(dtype).itemsize)
+
+
 def _check_layout(
-    sizes: np.ndarray, pointers: np.ndarray, *, itemsize: int, bin_bytes: int, where: str
+    sizes: np.ndarray,
+    idx_fd: int,
+    *,
+    pointers_at: int,
+    itemsize: int,
+    bin_bytes: int,
+    where: str,
 ) -> None:
-    """Check that sequence i starts where i-1 ends and the last one ends at the .bin's end."""
+    """Check that sequence i starts where i-1 ends and the last one ends at the .bin's end.
+
+    The pointers are read block by block (not mapped), so the check leaves nothing resident.
+    """
     end = 0
     for start in range(0, len(sizes), _CHECK_BLOCK):
         nbytes = sizes[start : start + _CHECK_BLOCK].astype(np.int64) * itemsize
+        pointers = _read(idx_fd, dtype=np.int64, count=len(nbytes), offset=pointers_at + 8 * start)
         expected = end + np.cumsum(nbytes) - nbytes
-        if (nbytes < 0).any() or (pointers[start : start + _CHECK_BLOCK] != expected).any():
+        if (nbytes < 0).any() or len(pointers) != len(nbytes) or (pointers != expected).any():
             raise UserError(f"{where}.idx: corrupt sizes or pointers (not a contiguous layout)")
         end = int(expected[-1] + nbytes[-1])
     if end != bin_bytes:

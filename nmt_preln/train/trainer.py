@@ -137,9 +137,7 @@ def _plan_epoch(s: Session, epoch: int) -> list[PlannedUpdate]:
         max_sentences=cfg.data.batch_size,
         seed=cfg.seed,
         epoch=epoch,
-    )
-    batches = [b[s.keep[b]] for b in batches]
-    batches = [b for b in batches if len(b)]
+    ).select(s.keep)  # a flat plan: no index array per batch (issue 6)
     world = s.ctx.world_size
     mine = shard(batches, s.ctx.rank, world)  # raises when there are fewer batches than ranks
     per_update = cfg.update_freq

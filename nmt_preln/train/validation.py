@@ -11,14 +11,13 @@ from __future__ import annotations
 import contextlib
 from typing import Any, cast
 
-import numpy as np
 import torch
 from torch import nn
 
 from nmt_preln.config import GenerateConfig, Precision, TrainConfig
 from nmt_preln.data.dataset import LanguagePairDataset
 from nmt_preln.train import distributed
-from nmt_preln.train.batching import PairDataset, batch_by_size, iterate_batches
+from nmt_preln.train.batching import BatchPlan, PairDataset, batch_by_size, iterate_batches
 from nmt_preln.train.distributed import DistributedContext
 from nmt_preln.train.loss import base2_per_token, label_smoothed_cross_entropy, perplexity
 
@@ -78,9 +77,8 @@ class Validator:
         fits = (data.src_sizes <= min(cfg.data.max_source_positions, limit)) & (
             data.tgt_sizes <= min(cfg.data.max_target_positions, limit)
         )
-        batches = [b[fits[b]] for b in batches if fits[b].any()]
         # No gradients to synchronize, so ranks may get unequal shares (nothing is dropped).
-        self.batches: list[np.ndarray] = batches[ctx.rank :: ctx.world_size]
+        self.batches: BatchPlan = batches.select(fits)[ctx.rank :: ctx.world_size]
 
     def run(self, model: nn.Module) -> dict[str, float]:
         """Validate ``model`` (a collective: every rank must call it).

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pickle
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from nmt_preln.data import indexed_dataset
 from nmt_preln.data.indexed_dataset import (
     IndexedDataset,
     IndexedDatasetBuilder,
@@ -141,3 +143,37 @@ def test_missing_files(tmp_path: Path) -> None:
     assert not dataset_exists(str(tmp_path / "d"))
     with pytest.raises(UserError, match=r"d\.bin: binarized data file not found"):
         IndexedDataset(str(tmp_path / "d"))
+
+
+def test_reading_never_maps_the_bin(tmp_path: Path) -> None:
+    """Sentences are read with pread, not through a map of the .bin: random access over a map
+    makes the pages around every sentence read resident, up to the whole corpus (issue 6)."""
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        pytest.skip("needs /proc")
+    prefix = str(tmp_path / "d")
+    seqs = _sequences(300, vocab=500, seed=4)
+    _write(prefix, seqs, vocab=500)
+    data = IndexedDataset(prefix)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        read = list(pool.map(lambda i: data[i].tolist(), range(300)))
+    assert read == [s.tolist() for s in seqs]
+    flat = np.concatenate(seqs)
+    assert data.index_range() == (int(flat.min()), int(flat.max()))
+    assert prefix + ".bin" not in maps.read_text()
+
+
+def test_whole_file_checks_read_in_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(indexed_dataset, "_CHECK_BLOCK", 7)
+    prefix = str(tmp_path / "d")
+    seqs = [np.array([3 + i % 50] * (1 + i % 4)) for i in range(40)]
+    seqs[33] = np.array([1, 90])
+    _write(prefix, seqs, vocab=100)
+    data = IndexedDataset(prefix)
+    assert data.index_range() == (1, 90)
+    assert [data[i].tolist() for i in range(40)] == [s.tolist() for s in seqs]
+    idx = bytearray((tmp_path / "d.idx").read_bytes())
+    _set(idx, 34 + 4 * 40 + 8 * 30, struct.pack("<q", 2))  # pointer 30: in the fifth block
+    (tmp_path / "d.idx").write_bytes(idx)
+    with pytest.raises(UserError, match=r"d\.idx: corrupt"):
+        IndexedDataset(prefix)

@@ -11,6 +11,7 @@ import torch
 from nmt_preln.errors import UserError
 from nmt_preln.train.batching import (
     Batch,
+    BatchPlan,
     batch_by_size,
     collate,
     iterate_batches,
@@ -109,6 +110,95 @@ def test_batching_100k_sentences_is_fast() -> None:
     elapsed = time.perf_counter() - start
     assert sum(len(b) for b in batches) == 100_000
     assert elapsed < 2.0  # ~0.1 s when the machine is idle; generous for shared CPUs
+
+
+def _previous_batch_by_size(
+    src: np.ndarray,
+    tgt: np.ndarray | None,
+    *,
+    max_tokens: int,
+    max_sentences: int,
+    seed: int,
+    epoch: int,
+) -> list[np.ndarray]:
+    """The algorithm before the BatchPlan rewrite (two stable sorts, a Python cutting loop):
+    checkpoints written then must resume onto the same batches."""
+    src = np.asarray(src, dtype=np.int64)
+    longest = src if tgt is None else np.maximum(src, tgt)
+    order = np.random.default_rng(seed).permutation(len(src))
+    if tgt is not None:
+        order = order[np.argsort(np.asarray(tgt)[order], kind="stable")]
+    order = order[np.argsort(src[order], kind="stable")]
+    if max_tokens > 0:
+        order = order[longest[order] <= max_tokens]
+    bounds, start, run = [], 0, 0
+    for i, length in enumerate(longest[order].tolist()):
+        count, new_run = i - start + 1, max(run, length)
+        over = (max_tokens > 0 and new_run * count > max_tokens) or (
+            max_sentences > 0 and count > max_sentences
+        )
+        if count > 1 and over:
+            bounds.append(i)
+            start, run = i, length
+        else:
+            run = new_run
+    batches = np.split(order, bounds)
+    return [batches[i] for i in np.random.default_rng([seed, epoch]).permutation(len(batches))]
+
+
+@pytest.mark.parametrize(
+    ("n", "max_tokens", "max_sentences", "with_tgt", "high"),
+    [
+        (3000, 800, 0, True, 100),
+        (3000, 800, 16, True, 100),
+        (3000, 0, 7, True, 100),
+        (2000, 300, 0, False, 100),
+        (2000, 90, 0, True, 100),  # sentences past the budget are skipped
+        (500, 50_000, 0, True, 70_000),  # a key wider than 16 bits
+        (1000, 64, 5, True, 3),  # many ties, zero-length sentences
+    ],
+)
+def test_batches_equal_the_previous_algorithm(
+    n: int, max_tokens: int, max_sentences: int, with_tgt: bool, high: int
+) -> None:
+    rng = np.random.default_rng(n + max_tokens)
+    src = rng.integers(0, high, n).astype(np.int32)
+    tgt = rng.integers(0, high, n).astype(np.int32) if with_tgt else None
+    for seed, epoch in ((1, 1), (3, 2)):
+        limits = {"max_tokens": max_tokens, "max_sentences": max_sentences}
+        new = batch_by_size(src, tgt, **limits, seed=seed, epoch=epoch)
+        old = _previous_batch_by_size(src, tgt, **limits, seed=seed, epoch=epoch)
+        assert [b.tolist() for b in new] == [b.tolist() for b in old]
+
+
+def test_the_plan_is_three_flat_arrays_not_an_object_per_sentence_or_batch() -> None:
+    n = 200_000
+    src, tgt = _sizes(n)
+    plan = batch_by_size(src, tgt, max_tokens=2000, max_sentences=0, seed=1, epoch=1)
+    assert isinstance(plan, BatchPlan) and len(plan) > 1000
+    assert plan.order.dtype == np.int32 and plan.order.shape == (n,)
+    assert plan.starts.shape == plan.ends.shape == (len(plan),)
+    held = plan.order.nbytes + plan.starts.nbytes + plan.ends.nbytes
+    assert held <= 4 * n + 16 * len(plan)
+    batch = plan[5]
+    assert batch.base is plan.order or batch.base is plan.order.base  # a view, not a copy
+    part = shard(plan, 1, 3)
+    assert isinstance(part, BatchPlan) and part.order is plan.order
+    assert [b.tolist() for b in part] == [
+        b.tolist() for b in list(plan)[1 : len(plan) // 3 * 3 : 3]
+    ]
+
+
+def test_select_equals_filtering_every_batch() -> None:
+    src, tgt = _sizes(4000)
+    plan = batch_by_size(src, tgt, max_tokens=600, max_sentences=0, seed=2, epoch=1)
+    keep = (src < 60) & (tgt < 70)
+    expected = [b[keep[b]] for b in plan if keep[b].any()]
+    selected = plan.select(keep)
+    assert [b.tolist() for b in selected] == [b.tolist() for b in expected]
+    assert selected.starts.dtype == selected.ends.dtype == np.int64
+    assert plan.select(np.ones(4000, dtype=bool)) is plan
+    assert len(plan.select(np.zeros(4000, dtype=bool))) == 0
 
 
 def test_shard_gives_every_rank_the_same_count_of_distinct_batches() -> None:
