@@ -41,23 +41,28 @@ from .harness import (
 )
 
 
-def _log_size(save_dir: Path) -> int:
+def _log_lines(save_dir: Path) -> int:
     try:
-        return (save_dir / "train_log.jsonl").stat().st_size
+        return (save_dir / "train_log.jsonl").read_bytes().count(b"\n")
     except FileNotFoundError:
         return -1
 
 
 def _kill_at_random(process: Any, save_dir: Path, rng: random.Random) -> bool:
-    """SIGKILL ``process`` a random time after it touched its log (resumed or trained);
-    True when it was still running then."""
-    start = _log_size(save_dir)
+    """SIGKILL ``process`` at a random moment after it logged 1-3 more records (resumed or
+    trained); True when it was still running then.
+
+    Counting records rather than seconds keeps most kills inside the run however fast the
+    machine trains; the extra random delay of up to a fraction of an update lands some of
+    them inside a checkpoint write or a validation.
+    """
+    target = _log_lines(save_dir) + rng.randint(1, 3)
     wait_for(
-        lambda: _log_size(save_dir) != start or not process.is_alive(),
+        lambda: _log_lines(save_dir) >= target or not process.is_alive(),
         timeout=60,
-        what="training to start",
+        what="training to log",
     )
-    time.sleep(rng.uniform(0.0, 0.4))  # a few updates: most kills land before the end
+    time.sleep(rng.uniform(0.0, 0.05))
     alive = process.is_alive()
     if alive:
         os.kill(process.pid, signal.SIGKILL)
