@@ -229,3 +229,17 @@ def test_ensemble_averages_probabilities() -> None:
     got = scorer.step(torch.tensor([EOS]))
     expected = ((first.table[0, EOS].exp() + second.table[0, EOS].exp()) / 2).log()
     torch.testing.assert_close(got[0], expected)
+
+
+def test_beam_wider_than_half_the_vocabulary() -> None:
+    # Step 0 has one row per sentence and only 6 symbols: fewer than beam rows survive it.
+    torch.manual_seed(3)
+    model = TableModel(torch.log_softmax(torch.randn(6, 6, 6), dim=-1))
+    cfg = gen_cfg(beam=8, nbest=8, max_len_b=4)
+    hyps = run_beam([model], [torch.tensor([A, EOS]), torch.tensor([A, A, EOS])], cfg)
+    for sentence in hyps:
+        assert 1 <= len(sentence) <= 8
+        assert [h.score for h in sentence] == sorted((h.score for h in sentence), reverse=True)
+        for h in sentence:
+            assert h.tokens[-1] == EOS and PAD not in h.tokens
+            assert h.score == pytest.approx(sum(h.positional_scores) / len(h.tokens), abs=1e-5)
