@@ -164,7 +164,8 @@ def _train_config(args: argparse.Namespace, *, compiled: bool, save_dir: str) ->
 
 
 def section_train(args: argparse.Namespace, *, compiled: bool) -> list[Row]:
-    from nmt_preln.train.batching import batch_by_size, collate_indices
+    from nmt_preln.train.batch_plan import batch_by_size
+    from nmt_preln.train.batching import collate_indices
     from nmt_preln.train.distributed import DistributedContext
     from nmt_preln.train.session import build_session
 

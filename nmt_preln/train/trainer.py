@@ -41,7 +41,8 @@ from nmt_preln.config import TrainConfig
 from nmt_preln.errors import UserError
 from nmt_preln.train import checkpoint as ckpt
 from nmt_preln.train import distributed
-from nmt_preln.train.batching import Batch, PairDataset, batch_by_size, iterate_batches, shard
+from nmt_preln.train.batch_plan import batch_by_size, shard
+from nmt_preln.train.batching import Batch, PairDataset, iterate_batches
 from nmt_preln.train.config_checks import check_train_config
 from nmt_preln.train.loss import label_smoothed_cross_entropy
 from nmt_preln.train.metrics import UpdateStats, layer_grad_norms

@@ -17,7 +17,8 @@ from torch import nn
 from nmt_preln.config import GenerateConfig, Precision, TrainConfig
 from nmt_preln.data.dataset import LanguagePairDataset
 from nmt_preln.train import distributed
-from nmt_preln.train.batching import BatchPlan, PairDataset, batch_by_size, iterate_batches
+from nmt_preln.train.batch_plan import BatchPlan, batch_by_size
+from nmt_preln.train.batching import PairDataset, iterate_batches
 from nmt_preln.train.distributed import DistributedContext
 from nmt_preln.train.loss import base2_per_token, label_smoothed_cross_entropy, perplexity
 

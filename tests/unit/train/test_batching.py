@@ -9,15 +9,8 @@ import pytest
 import torch
 
 from nmt_preln.errors import UserError
-from nmt_preln.train.batching import (
-    Batch,
-    BatchPlan,
-    batch_by_size,
-    collate,
-    iterate_batches,
-    padding_fraction,
-    shard,
-)
+from nmt_preln.train.batch_plan import BatchPlan, batch_by_size, padding_fraction, shard
+from nmt_preln.train.batching import Batch, collate, iterate_batches
 
 PAD, EOS = 1, 2
 
