@@ -273,6 +273,46 @@ class GenerateConfig:
     device: Device = field(default=Device.auto, metadata=_help("auto, cpu or cuda"))
     precision: Precision = field(default=Precision.fp32, metadata=_help("fp32, bf16 or fp16"))
     seed: int = field(default=1, metadata=_help("random seed (sampling)"))
+    # fairseq-generate's options for scoring, forcing and inspecting translations. A field whose
+    # metadata has "const" takes an optional value (argparse nargs="?"), as fairseq's flag does.
+    score_reference: bool = field(
+        default=False, metadata=_help("score the reference translations instead of decoding")
+    )
+    prefix_size: int = field(
+        default=0, metadata=_help("force the first N reference tokens as the target prefix")
+    )
+    print_alignment: bool = field(
+        default=False, metadata=_help("print A- lines: source position of each target token")
+    )
+    replace_unk: str | None = field(
+        default=None,
+        metadata=_help(
+            "replace <unk> by the aligned source token, or its entry in this alignment "
+            "dictionary file",
+            const="",
+        ),
+    )
+    constraints: str | None = field(
+        default=None,
+        metadata=_help(
+            "lexically constrained decoding (ordered or unordered); constraints follow the "
+            "source line, tab-separated",
+            const="ordered",
+        ),
+    )
+    diverse_beam_groups: int = field(
+        default=-1, metadata=_help("diverse beam search: number of groups, -1 off")
+    )
+    diverse_beam_strength: float = field(
+        default=0.5, metadata=_help("diverse beam search: penalty for tokens of earlier groups")
+    )
+    post_process: str | None = field(
+        default=None,
+        metadata=_help(
+            "post-process H-/D- text: sentencepiece, subword_nmt, or a BPE marker",
+            const="subword_nmt",
+        ),
+    )
 
 
 # --- nmt-analyze (the paper's experiments; nmt_preln/analysis/) ---------------------------
