@@ -6,6 +6,10 @@ row t for token t, embeddings scaled by sqrt(d_model), self-attention q/k/v fuse
 matrix, cross-attention k/v fused, and fairseq's decoding conventions (``</s>`` starts the
 decoder, ``</s>`` is appended to the source). The directory also gets the SentencePiece
 model(s) of the checkpoint, so ``spm -> ctranslate2.Translator -> spm`` needs nothing else.
+
+Output file names are fixed, never taken from the checkpoint (a forged language code such
+as ``x/../../../tmp/x`` must not become a path): ``spm.model`` when both sides share one
+model, else ``spm.src.model`` (source side) and ``spm.tgt.model`` (target side).
 """
 
 from __future__ import annotations
@@ -166,7 +170,8 @@ def export_ctranslate2(
 
     Returns:
         The output directory; it holds ``model.bin``, ``config.json``, the vocabularies and
-        ``spm.model`` (joint) or ``spm.{lang}.model`` when the checkpoint carries them.
+        ``spm.model`` (joint) or ``spm.src.model`` + ``spm.tgt.model`` when the checkpoint
+        carries them.
 
     Raises:
         UserError: missing package, existing output, unknown quantization, bad checkpoint.
@@ -190,15 +195,31 @@ def export_ctranslate2(
     return target
 
 
-def write_spm_models(state: dict[str, Any], target: Path) -> list[Path]:
-    """Write the checkpoint's SentencePiece models: ``spm.model`` when one is shared."""
+# Fixed names: nothing read from a checkpoint ever becomes part of a path.
+SHARED_SPM = "spm.model"
+SIDE_SPM = {"source_lang": "spm.src.model", "target_lang": "spm.tgt.model"}
+
+
+def write_spm_models(state: dict[str, Any], target: Path) -> dict[str, str]:
+    """Write the checkpoint's SentencePiece models under fixed names in ``target``.
+
+    ``spm.model`` when both languages share one model, else ``spm.src.model`` and
+    ``spm.tgt.model``. The state was validated by ``load_checkpoint``: ``spm_models`` maps
+    source_lang/target_lang (and only those) to model bytes.
+
+    Returns:
+        ``{language: file name}`` of what was written (``{}`` without SentencePiece).
+    """
     models: dict[str, bytes] = state.get("spm_models") or {}
+    if not models:
+        return {}
     if len(set(models.values())) == 1:
-        only = target / "spm.model"
-        only.write_bytes(next(iter(models.values())))
-        return [only]
-    written = []
-    for lang, blob in models.items():
-        written.append(target / f"spm.{lang}.model")
-        written[-1].write_bytes(blob)
+        (target / SHARED_SPM).write_bytes(next(iter(models.values())))
+        return dict.fromkeys(models, SHARED_SPM)
+    written = {}
+    for side, name in SIDE_SPM.items():
+        lang = state[side]
+        if lang in models:
+            (target / name).write_bytes(models[lang])
+            written[lang] = name
     return written

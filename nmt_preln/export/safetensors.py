@@ -4,8 +4,12 @@ The directory holds what serving needs and nothing of training (no optimizer, no
 
     OUT/model.safetensors     the weights (tied embeddings stored once, see safetensors' save_model)
     OUT/config.json           {"format_version", "arch": ModelConfig as plain JSON, "source_lang",
-                               "target_lang", "src_dict": [...], "tgt_dict": [...], "spm_models"}
-    OUT/spm.model             (or spm.{lang}.model) the SentencePiece model(s), when present
+                               "target_lang", "src_dict": [...], "tgt_dict": [...],
+                               "spm_models": {language: file name}}
+    OUT/spm.model             (or spm.src.model + spm.tgt.model) the SentencePiece model(s)
+
+File names are fixed, never built from the checkpoint's content; ``spm_models`` in config.json
+says which language each SentencePiece file is for.
 
 :func:`load_safetensors` rebuilds the model from such a directory without pickle.
 """
@@ -60,7 +64,7 @@ def export_safetensors(path: str, out: str, *, force: bool = False) -> Path:
         shutil.rmtree(target)
     target.mkdir(parents=True)
     st.save_model(model, str(target / WEIGHTS), metadata={"format": "pt"})
-    spm_files = [p.name for p in write_spm_models(state, target)]
+    spm_files = write_spm_models(state, target)
     config = {
         "format_version": EXPORT_FORMAT_VERSION,
         "arch": state["config"]["arch"],

@@ -71,10 +71,10 @@ def average_states(paths: list[Path]) -> dict[str, Any]:
     newest: dict[str, Any] | None = None
     first = paths[0]
     for path in paths:
-        state = load_checkpoint(path)  # one at a time: only the running sums stay in memory
-        weights = state.get("model")
-        if not isinstance(weights, dict):
-            raise UserError(f"{path}: no model weights")
+        # One at a time: only the running sums stay in memory. Validated as a model
+        # checkpoint: the output is a checkpoint like any other, so it must be one.
+        state = load_checkpoint(path, kind="model")
+        weights = state["model"]
         if sums and weights.keys() != sums.keys():
             raise UserError(f"{path}: its weights have other names than {first}'s")
         for name, tensor in weights.items():

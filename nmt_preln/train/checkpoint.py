@@ -16,7 +16,6 @@ import random
 import re
 import shutil
 import tempfile
-import typing
 import warnings
 from collections.abc import Callable
 from enum import Enum
@@ -26,11 +25,35 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 import torch
 
-from nmt_preln.config import CheckpointConfig, ModelConfig
-from nmt_preln.errors import UserError
+from nmt_preln.config import CheckpointConfig
+from nmt_preln.train.checkpoint_schema import (
+    CheckpointError,
+    Kind,
+    model_config_from_plain,
+    state_mismatch,
+    validate_state,
+)
 
 if TYPE_CHECKING:
     from nmt_preln.models.transformer import Transformer
+
+__all__ = [
+    "BEST",
+    "FORMAT_VERSION",
+    "LAST",
+    "CheckpointError",
+    "capture_rng_state",
+    "checkpoint_names",
+    "config_to_plain",
+    "copy_checkpoint",
+    "load_checkpoint",
+    "load_model_from_checkpoint",
+    "model_config_from_plain",
+    "prune_checkpoints",
+    "restore_rng_state",
+    "save_checkpoint",
+    "state_mismatch",
+]
 
 FORMAT_VERSION = 1
 LAST = "checkpoint_last.pt"
@@ -39,10 +62,6 @@ _EPOCH_RE = re.compile(r"checkpoint(\d+)\.pt")
 _UPDATE_RE = re.compile(r"checkpoint_(\d+)_(\d+)\.pt")
 # What weights_only loading accepts; anything else would make the file unloadable later.
 _PLAIN = (str, bytes, int, float, bool, type(None), torch.Tensor, torch.Size, torch.dtype)
-
-
-class CheckpointError(UserError):
-    """A checkpoint cannot be written or read; the message names the file."""
 
 
 def _check_plain(value: Any, where: str) -> None:
@@ -68,12 +87,27 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    # Elsewhere: set and restore (for an instant, files other threads create get mode 0).
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
 def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(file)`` on a temp file beside ``path``, fsync it, rename it to ``path``."""
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # mkstemp makes the file 0600 whatever the umask; checkpoints are outputs like any
+        # other, readable by whom the umask allows (teammates on a shared cluster).
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -117,12 +151,17 @@ def copy_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str]) ->
         _write_atomically(Path(dst), lambda f: shutil.copyfileobj(source, f))
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a checkpoint onto the CPU without executing any pickled code.
+def load_checkpoint(path: str | os.PathLike[str], *, kind: Kind = "resume") -> dict[str, Any]:
+    """Read a checkpoint onto the CPU without executing any pickled code, and validate it.
+
+    Every field present is checked for type and range (``checkpoint_schema``); ``kind`` says
+    which must be present: ``resume`` (the default: everything nmt-train writes) or ``model``
+    (the model, its config.arch and dictionaries: decoding, export, averaging).
 
     Raises:
         CheckpointError: the file is missing, truncated, not a checkpoint, holds objects
-            that are not plain data, or has another ``format_version``.
+            that are not plain data, has another ``format_version``, or a field that is
+            missing, mistyped or out of range (the message names it).
     """
     path = Path(path)
     if not path.is_file():
@@ -142,12 +181,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"cannot read checkpoint {path} (truncated?): {reason}") from e
     if not isinstance(state, dict) or "format_version" not in state:
         raise CheckpointError(f"{path} is not an nmt-preln checkpoint (no format_version)")
-    if state["format_version"] != FORMAT_VERSION:
+    version = state["format_version"]
+    if type(version) is not int or version != FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint format_version {state['format_version']}; this version of "
+            f"{path} has checkpoint format_version {version!r}; this version of "
             f"nmt-preln reads format_version {FORMAT_VERSION}"
         )
-    return state
+    return validate_state(state, source=f"checkpoint {path}", kind=kind)
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -187,29 +227,6 @@ def config_to_plain(cfg: Any) -> Any:
     if isinstance(cfg, dict):
         return {k: config_to_plain(v) for k, v in cfg.items()}
     return cfg
-
-
-def model_config_from_plain(arch: dict[str, Any], *, source: str) -> ModelConfig:
-    """Rebuild the ModelConfig saved in a checkpoint's ``config["arch"]``.
-
-    Args:
-        arch: the plain dict; missing keys take today's defaults.
-        source: the checkpoint path, for error messages.
-    """
-    hints = typing.get_type_hints(ModelConfig)
-    known = {f.name for f in dataclasses.fields(ModelConfig)}
-    values: dict[str, Any] = {}
-    for key, value in arch.items():
-        if key not in known:
-            raise CheckpointError(f"{source}: unknown architecture setting arch.{key}")
-        kind = hints[key]
-        try:
-            values[key] = (
-                kind(value) if isinstance(kind, type) and issubclass(kind, Enum) else value
-            )
-        except ValueError as e:
-            raise CheckpointError(f"{source}: invalid arch.{key}={value!r}") from e
-    return ModelConfig(**values)
 
 
 def checkpoint_names(
@@ -263,32 +280,6 @@ def prune_checkpoints(cfg: CheckpointConfig) -> list[Path]:
     return doomed
 
 
-def _strip_wrapper_prefixes(weights: dict[str, Any]) -> dict[str, Any]:
-    # torch.compile saves "_orig_mod." and DDP "module." before every name.
-    for prefix in ("module.", "_orig_mod."):
-        if weights and all(k.startswith(prefix) for k in weights):
-            weights = {k[len(prefix) :]: v for k, v in weights.items()}
-    return weights
-
-
-def state_mismatch(expected: dict[str, Any], given: dict[str, Any]) -> str | None:
-    """None when ``given`` has exactly ``expected``'s tensor names and shapes, else the first
-    difference in words (load_state_dict's own message lists every key over many lines)."""
-    for names, what in (
-        ([k for k in expected if k not in given], "lacks"),
-        ([k for k in given if k not in expected], "has an unexpected"),
-    ):
-        if names:
-            more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
-            return f"the checkpoint {what} {names[0]}{more}"
-    for name, tensor in expected.items():
-        theirs = given[name]
-        if not isinstance(theirs, torch.Tensor) or theirs.shape != tensor.shape:
-            shape = tuple(theirs.shape) if isinstance(theirs, torch.Tensor) else type(theirs)
-            return f"{name} is {shape} in the checkpoint, {tuple(tensor.shape)} here"
-    return None
-
-
 def load_model_from_checkpoint(
     path: str | os.PathLike[str], *, device: torch.device | str
 ) -> tuple[Transformer, dict[str, Any]]:
@@ -305,19 +296,12 @@ def load_model_from_checkpoint(
     from nmt_preln.data.dictionary import Dictionary
     from nmt_preln.models.transformer import build_model
 
-    state = load_checkpoint(path)
-    try:
-        arch = state["config"]["arch"]
-        src_symbols, tgt_symbols = state["src_dict"], state["tgt_dict"]
-        weights = state["model"]
-    except (KeyError, TypeError) as e:
-        raise CheckpointError(f"{path} lacks the model, config.arch or dictionaries") from e
-    cfg = model_config_from_plain(arch, source=str(path))
-    model = build_model(
-        cfg, Dictionary.from_symbols(src_symbols), Dictionary.from_symbols(tgt_symbols)
-    )
-    weights = _strip_wrapper_prefixes(weights) if isinstance(weights, dict) else {}
-    if diff := state_mismatch(model.state_dict(), weights):
-        raise CheckpointError(f"{path}: the weights do not fit its config.arch: {diff}")
+    # Validated as data first: types, ranges, the weights' names and shapes against
+    # config.arch and the dictionaries (so nothing below can fail on the file's content).
+    state = load_checkpoint(path, kind="model")
+    cfg = model_config_from_plain(state["config"]["arch"], source=f"checkpoint {path}")
+    src_dict = Dictionary.from_symbols(state["src_dict"])
+    model = build_model(cfg, src_dict, Dictionary.from_symbols(state["tgt_dict"]))
+    weights = state["model"]
     model.load_state_dict(weights)
     return model.to(device).eval(), state

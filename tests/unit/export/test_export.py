@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,72 @@ def test_cli_refuses_existing_output_with_one_line(
     assert export_main([*args, "--format", "safetensors", "--force"]) == 0
     assert export_main(["--path", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x")]) == 1
     assert "missing.pt" in capsys.readouterr().err
+
+
+def _forged(ckpt: Path, tmp_path: Path, **changes: object) -> Path:
+    from nmt_preln.train.checkpoint import save_checkpoint
+
+    state = torch.load(ckpt, weights_only=True)
+    state.update(changes)
+    forged = tmp_path / "forged.pt"
+    save_checkpoint(forged, state)
+    return forged
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "ctranslate2"])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"spm_models": {"x/../../../escape/PWNED": b"x"}},
+        {"source_lang": "../escape", "spm_models": {}},
+        {"spm_models": ["spm"]},
+        {"spm_models": "spm"},
+        {"spm_models": {"de": "not bytes"}},
+    ],
+    ids=["traversal-key", "traversal-lang", "list", "str", "str-model"],
+)
+def test_export_refuses_names_and_models_of_the_wrong_kind(
+    fmt: str,
+    changes: dict[str, object],
+    data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip(fmt)
+    ckpt = make_checkpoint(data_dir, tmp_path / "model.pt", norm=NormPosition.pre)
+    forged = _forged(ckpt, tmp_path, **changes)
+    out = tmp_path / "deep" / "er" / "out"
+    before = sorted(p for p in tmp_path.rglob("*") if p != forged)
+    assert export_main(["--format", fmt, "--path", str(forged), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("nmt-export: error: checkpoint ") and err.count("\n") == 1, err
+    assert "field '" in err and "Traceback" not in err
+    assert sorted(p for p in tmp_path.rglob("*") if p != forged) == before  # nothing written
+
+
+def test_separate_sentencepiece_models_get_fixed_names(data_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("safetensors")
+    from nmt_preln.data.tokenizer import train_sentencepiece
+
+    text = tmp_path / "en.txt"
+    text.write_text("the cat sat on the mat\nthe dog ran\n" * 20, encoding="utf-8")
+    en_model = train_sentencepiece(
+        inputs=[str(text)],
+        model_prefix=str(tmp_path / "en"),
+        vocab_size=20,
+        model_type="bpe",
+        character_coverage=1.0,
+        num_threads=1,
+    )
+    ckpt = make_checkpoint(data_dir, tmp_path / "model.pt", norm=NormPosition.pre)
+    spm = {"de": (data_dir / "spm.model").read_bytes(), "en": Path(en_model).read_bytes()}
+    forged = _forged(ckpt, tmp_path, spm_models=spm)
+    out = export_safetensors(str(forged), str(tmp_path / "st"))
+    names = {p.name for p in out.iterdir()}
+    assert names == {"model.safetensors", "config.json", "spm.src.model", "spm.tgt.model"}
+    assert (out / "spm.tgt.model").read_bytes() == spm["en"]
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert config["spm_models"] == {"de": "spm.src.model", "en": "spm.tgt.model"}
+    ct2 = export_ctranslate2(str(forged), str(tmp_path / "ct2"))
+    assert (ct2 / "spm.src.model").read_bytes() == spm["de"]
+    assert not list(ct2.glob("spm.de*")) and not list(ct2.glob("spm.en*"))
