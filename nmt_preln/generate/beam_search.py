@@ -1,4 +1,4 @@
-"""Batched beam search (fairseq semantics), sampling in the same loop, and a plain greedy search.
+"""Batched beam search (fairseq semantics), its variants in one loop, and a plain greedy search.
 
 Every step works on all ``batch * beam`` rows at once: no Python loop over sentences and no
 ``.item()`` inside the loop, except one host sync per step to shrink the batch. A sentence is
@@ -9,155 +9,45 @@ the sentences still being decoded.
 Scores are natural-log probabilities. A finished hypothesis of ``n`` tokens (``</s>`` included)
 with per-token log-probs ``s_1..s_n`` has the score ``sum_i s_i / n ** lenpen``; candidates are
 ranked by the raw sum while searching, like fairseq.
+
+The strategies differ only in how a step's candidates are chosen (:func:`_candidates`): the
+2 x beam best (beam search), one draw per beam (``--sampling``, :mod:`.sampling`), per group
+with a diversity penalty (``--diverse-beam-groups``, :mod:`.diverse_beam`) or by bank of
+constraint progress (``--constraints``, :mod:`.constraints`). ``prefix_tokens``
+(``--prefix-size``) forces the first tokens and ``need_alignment`` (``--print-alignment``)
+records the decoder's attention; when off, each costs one ``if`` per step.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from nmt_preln.config import GenerateConfig
+from nmt_preln.generate.alignment import hard_alignment
+from nmt_preln.generate.constraints import (
+    ConstraintState,
+    ConstraintTable,
+    constrained_candidates,
+)
+from nmt_preln.generate.diverse_beam import diverse_candidates
 from nmt_preln.generate.ensemble import StepScorer
+from nmt_preln.generate.greedy import greedy_search
+from nmt_preln.generate.hypothesis import Hypothesis
 from nmt_preln.generate.sampling import sample_candidates
+from nmt_preln.generate.search_rules import (
+    NEG_INF,
+    Specials,
+    constrain_,
+    force_prefix_,
+    max_lengths,
+    prefix_at_step,
+)
 
-NEG_INF = -math.inf
-
-
-class _HasSpecials(Protocol):
-    pad: int
-    eos: int
-    unk: int
-
-
-@dataclass(frozen=True)
-class Specials:
-    """The target dictionary's special indices that the search must know."""
-
-    pad: int
-    eos: int
-    unk: int
-
-    @classmethod
-    def of(cls, dictionary: _HasSpecials) -> Specials:
-        return cls(pad=dictionary.pad, eos=dictionary.eos, unk=dictionary.unk)
-
-
-@dataclass
-class Hypothesis:
-    """One finished translation.
-
-    Attributes:
-        tokens: target ids, ending in ``</s>``.
-        score: ``sum(positional_scores) / len(tokens) ** lenpen`` (natural log).
-        positional_scores: the log-probability of each token (natural log).
-    """
-
-    tokens: list[int]
-    score: float
-    positional_scores: list[float]
-
-
-def max_lengths(src_lengths: Tensor, cfg: GenerateConfig, *, limit: int) -> Tensor:
-    """Per-sentence limit on generated tokens (``</s>`` excluded): ``min(a * src_len + b, limit)``.
-
-    Unlike fairseq, ``src_len`` is each sentence's own length (``</s>`` included), not the padded
-    batch width, so a translation never depends on the batch it was decoded in.
-    """
-    lengths = (cfg.max_len_a * src_lengths.double() + cfg.max_len_b).floor().long()
-    return lengths.clamp(min=max(cfg.min_len, 1), max=limit)
-
-
-def block_repeated_ngrams_(lprobs: Tensor, prefix: Tensor, *, n: int) -> None:
-    """Forbid tokens that would repeat an n-gram of ``prefix`` (fairseq's NGramRepeatBlock).
-
-    Args:
-        lprobs: ``(rows, vocab)``, modified in place.
-        prefix: ``(rows, t)`` the tokens generated so far.
-        n: the n-gram order.
-    """
-    rows, t = prefix.shape
-    if t < n:
-        return
-    vocab = lprobs.size(1)
-    grams = prefix.unfold(1, n, 1)  # (rows, t - n + 1, n)
-    tail = prefix[:, t - n + 1 :]  # (rows, n - 1)
-    hit = (grams[:, :, :-1] == tail[:, None, :]).all(-1)  # (rows, t - n + 1)
-    banned = grams[:, :, -1].masked_fill(~hit, vocab)  # misses go to a spare column
-    mask = torch.zeros(rows, vocab + 1, dtype=torch.bool, device=lprobs.device)
-    mask.scatter_(1, banned, True)
-    lprobs.masked_fill_(mask[:, :vocab], NEG_INF)
-
-
-def constrain_(
-    lprobs: Tensor,
-    *,
-    step: int,
-    prefix: Tensor,
-    max_lens: Tensor,
-    cfg: GenerateConfig,
-    specials: Specials,
-) -> None:
-    """Apply pad/unk/min-len/n-gram/max-len rules to ``lprobs (rows, vocab)`` in place.
-
-    Args:
-        lprobs: next-token log-probs.
-        step: the number of tokens generated so far.
-        prefix: ``(rows, step)`` those tokens.
-        max_lens: ``(rows,)`` generated-token limits; at the limit only ``</s>`` stays allowed.
-        cfg: beam/unkpen/min_len/no_repeat_ngram_size settings.
-        specials: pad, eos, unk indices.
-    """
-    lprobs[:, specials.pad] = NEG_INF
-    if cfg.unkpen:
-        lprobs[:, specials.unk] -= cfg.unkpen
-    at_limit = step >= max_lens  # (rows,)
-    # One host check saves a pass over (rows, vocab) on the many steps where no row stops.
-    limited = bool(at_limit.any())
-    eos_scores = lprobs[:, specials.eos].clone() if limited else None  # for rows forced to stop
-    if step < cfg.min_len:
-        lprobs[:, specials.eos] = NEG_INF
-    if cfg.no_repeat_ngram_size > 0:
-        block_repeated_ngrams_(lprobs, prefix, n=cfg.no_repeat_ngram_size)
-    if eos_scores is not None:
-        lprobs.masked_fill_(at_limit[:, None], NEG_INF)
-        lprobs[:, specials.eos] = torch.where(at_limit, eos_scores, lprobs[:, specials.eos])
-
-
-def _select(
-    lprobs: Tensor,
-    cum: Tensor,
-    *,
-    step: int,
-    cfg: GenerateConfig,
-    specials: Specials,
-    generator: torch.Generator | None,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Candidates ``(scores, beams, tokens)``, each ``(batch, cands)``, best first for beam.
-
-    ``cum`` is ``(batch, rows)``: one row per sentence at step 0, ``cfg.beam`` after.
-    """
-    bsz, rows = cum.shape
-    vocab = lprobs.size(-1)
-    lprobs = lprobs.view(bsz, rows, vocab)
-    if cfg.sampling:
-        return sample_candidates(
-            lprobs,
-            cum,
-            beam=cfg.beam,
-            step=step,
-            topk=cfg.sampling_topk,
-            topp=cfg.sampling_topp,
-            generator=generator,
-            fallback_token=specials.eos,
-        )
-    # 2 * beam candidates: at most `beam` of them are </s>, so `beam` always continue.
-    flat = (cum[:, :, None] + lprobs).view(bsz, rows * vocab)  # (B, rows*V)
-    scores, index = flat.topk(min(2 * cfg.beam, rows * vocab), dim=1)  # (B, 2k)
-    return scores, torch.div(index, vocab, rounding_mode="floor"), index % vocab
+# Defined next door; importable from here as before.
+__all__ = ["Hypothesis", "Specials", "beam_search", "greedy_search", "max_lengths"]
 
 
 @dataclass
@@ -168,6 +58,7 @@ class _Finished:
     tokens: Tensor  # (m, step + 1) ending in </s>
     positional: Tensor  # (m, step + 1)
     score: Tensor  # (m,)
+    attention: Tensor | None  # (m, step + 1, S) with need_alignment
 
 
 @dataclass
@@ -182,16 +73,110 @@ class _Beams:
     positional: Tensor  # (n*k, step) per-token log-probs
     cum: Tensor  # (n, k) summed log-probs; -inf marks an empty slot
     row_max: Tensor  # (n*k,) generated-token limit of each row
+    attention: Tensor | None = None  # (n*k, step, S) with need_alignment
+    constraint: ConstraintState | None = None  # (n*k, C) with constraints
 
 
 @dataclass
 class _Candidates:
-    """The continuations proposed at one step, each ``(n, c)``, best first for beam search."""
+    """The continuations proposed at one step, each ``(n, c)``, in the strategy's order."""
 
     scores: Tensor  # new summed log-probs
     parent: Tensor  # the row each one extends
     tokens: Tensor
     step_lp: Tensor  # the new token's log-prob
+    constraint: ConstraintState | None = None  # (n*c, C) the state after each candidate
+
+
+def _score(
+    scorer: StepScorer, beams: _Beams, *, need_alignment: bool
+) -> tuple[Tensor, Tensor | None]:
+    """Next-token log-probs ``(n*k, V)`` and, with ``need_alignment``, attention ``(n*k, S)``."""
+    last = beams.tokens[:, -1]  # (n*k,)
+    if not need_alignment:
+        return scorer.step(last), None
+    lprobs, attention = scorer.step_with_attention(last)
+    if beams.attention is None:  # the source width is known from the first step on
+        beams.attention = attention.new_zeros(attention.size(0), 0, attention.size(1))
+    return lprobs, attention
+
+
+def _apply_rules(
+    lprobs: Tensor,
+    beams: _Beams,
+    *,
+    step: int,
+    cfg: GenerateConfig,
+    specials: Specials,
+    prefix_tokens: Tensor | None,
+) -> None:
+    """The step rules of :func:`constrain_`, then the forced prefix (in place)."""
+    forced = model_lprobs = None
+    if prefix_tokens is not None and step < prefix_tokens.size(1):
+        rows = beams.cum.size(1)
+        forced = prefix_at_step(
+            prefix_tokens, step=step, sent=beams.sent, rows=rows, max_lens=beams.row_max,
+            pad=specials.pad,
+        )  # fmt: skip
+        model_lprobs = lprobs.gather(1, forced[:, None]).squeeze(1)  # before the rules
+    constrain_(
+        lprobs,
+        step=step,
+        prefix=beams.tokens[:, 1:],
+        max_lens=beams.row_max,
+        cfg=cfg,
+        specials=specials,
+    )
+    if forced is not None and model_lprobs is not None:
+        force_prefix_(
+            lprobs, forced, model_lprobs=model_lprobs, specials=specials, unkpen=cfg.unkpen
+        )
+
+
+def _candidates(
+    lprobs: Tensor,
+    beams: _Beams,
+    *,
+    step: int,
+    cfg: GenerateConfig,
+    specials: Specials,
+    generator: torch.Generator | None,
+    table: ConstraintTable | None,
+) -> _Candidates:
+    """The strategy's continuations of every live sentence (``beams.cum`` has 1 row per
+    sentence at step 0, ``cfg.beam`` after)."""
+    n, rows = beams.cum.shape
+    lprobs = lprobs.view(n, rows, -1)  # (n, rows, V)
+    vocab = lprobs.size(2)
+    state = None
+    if cfg.sampling:
+        scores, parent, tokens = sample_candidates(
+            lprobs, beams.cum, beam=cfg.beam, step=step, topk=cfg.sampling_topk,
+            topp=cfg.sampling_topp, generator=generator, fallback_token=specials.eos,
+        )  # fmt: skip
+    elif cfg.diverse_beam_groups > 0:
+        scores, parent, tokens = diverse_candidates(
+            lprobs, beams.cum, beam=cfg.beam, groups=cfg.diverse_beam_groups,
+            strength=cfg.diverse_beam_strength,
+        )  # fmt: skip
+    elif table is not None and beams.constraint is not None:
+        scores, parent, tokens, state = constrained_candidates(
+            lprobs, beams.cum, beam=cfg.beam, table=table, state=beams.constraint,
+            sent=beams.sent, eos=specials.eos,
+        )  # fmt: skip
+    else:
+        # 2 * beam candidates: at most `beam` of them are </s>, so `beam` always continue.
+        flat = (beams.cum[:, :, None] + lprobs).view(n, rows * vocab)  # (n, rows*V)
+        scores, index = flat.topk(min(2 * cfg.beam, rows * vocab), dim=1)  # (n, 2k)
+        parent, tokens = torch.div(index, vocab, rounding_mode="floor"), index % vocab
+    offsets = torch.arange(n, device=scores.device)[:, None] * rows  # (n, 1)
+    return _Candidates(
+        scores=scores,
+        parent=parent + offsets,
+        tokens=tokens,
+        step_lp=scores - beams.cum.gather(1, parent),
+        constraint=state,
+    )
 
 
 def _finalize(
@@ -203,8 +188,9 @@ def _finalize(
     fin_count: Tensor,
     cfg: GenerateConfig,
     eos: int,
+    step_attention: Tensor | None,
 ) -> _Finished | None:
-    """Finalize ``</s>`` among the top ``k`` candidates while a sentence has room (fairseq)."""
+    """Finalize ``</s>`` among the first ``k`` candidates while a sentence has room (fairseq)."""
     fin = (cand.tokens == eos) & torch.isfinite(cand.scores)  # (n, c)
     fin[:, k:] = False
     fin &= fin.cumsum(1) <= (k - fin_count[beams.sent])[:, None]
@@ -213,18 +199,29 @@ def _finalize(
     rows = cand.parent[where]  # (m,)
     if not rows.numel():
         return None
+    attention = None
+    if step_attention is not None and beams.attention is not None:
+        attention = torch.cat([beams.attention[rows], step_attention[rows][:, None]], dim=1)
     return _Finished(
         sentence=beams.sent[where[0]],
         tokens=torch.cat([beams.tokens[rows, 1:], torch.full_like(rows[:, None], eos)], dim=1),
         positional=torch.cat([beams.positional[rows], cand.step_lp[where][:, None]], dim=1),
         score=cand.scores[where] / (step + 1) ** cfg.lenpen,
+        attention=attention,
     )
 
 
 def _advance(
-    beams: _Beams, cand: _Candidates, *, k: int, fin_count: Tensor, scorer: StepScorer, eos: int
+    beams: _Beams,
+    cand: _Candidates,
+    *,
+    k: int,
+    fin_count: Tensor,
+    scorer: StepScorer,
+    eos: int,
+    step_attention: Tensor | None,
 ) -> _Beams | None:
-    """Keep the ``k`` best non-``</s>`` candidates of each unfinished sentence (None: all done).
+    """Keep the first ``k`` non-``</s>`` candidates of each unfinished sentence (None: all done).
 
     Missing candidates (sampling, or everything blocked) become empty ``-inf`` slots. Finished
     sentences are dropped from every row-indexed state, the scorer's caches included.
@@ -237,18 +234,24 @@ def _advance(
     alive = (~done).nonzero().squeeze(1)  # the one host sync of the step, besides _finalize's
     if alive.numel() == 0:
         return None
+    picked = keep + torch.arange(keep.size(0), device=keep.device)[:, None] * is_eos.size(1)
     sent, kept = beams.sent, None
     if alive.numel() < sent.numel():
         sent, cum, order, kept = sent[alive], cum[alive], order[alive], alive
-        tokens, step_lp = tokens[alive], step_lp[alive]
+        tokens, step_lp, picked = tokens[alive], step_lp[alive], picked[alive]
     order = order.view(-1)  # (n'*k,) row i * k + j still belongs to sentence i
     scorer.reorder(order, kept=kept)
+    attention = None
+    if step_attention is not None and beams.attention is not None:
+        attention = torch.cat([beams.attention[order], step_attention[order][:, None]], dim=1)
     return _Beams(
         sent=sent,
         tokens=torch.cat([beams.tokens[order], tokens.view(-1, 1)], dim=1),  # (n'*k, step + 2)
         positional=torch.cat([beams.positional[order], step_lp.view(-1, 1)], dim=1),
         cum=cum,
         row_max=beams.row_max[order],
+        attention=attention,  # (n'*k, step + 1, S)
+        constraint=None if cand.constraint is None else cand.constraint.index(picked.view(-1)),
     )
 
 
@@ -260,23 +263,45 @@ def beam_search(
     specials: Specials,
     max_len_limit: int,
     generator: torch.Generator | None = None,
+    prefix_tokens: Tensor | None = None,
+    constraints: list[list[list[int]]] | None = None,
+    need_alignment: bool = False,
 ) -> list[list[Hypothesis]]:
-    """Translate a batch with beam search (or sampling when ``cfg.sampling``).
+    """Translate a batch with beam search (or its variant that ``cfg`` selects).
 
     Args:
         scorer: next-token log-probs, one row per sentence on entry (it gets expanded to
             ``batch * beam`` rows and shrunk as sentences finish).
         src_lengths: ``(batch,)`` source lengths, ``</s>`` included.
-        cfg: beam, nbest, lenpen, max_len_a/b, min_len, unkpen, no_repeat_ngram_size, sampling.
+        cfg: beam, nbest, lenpen, max_len_a/b, min_len, unkpen, no_repeat_ngram_size,
+            sampling (+ topk/topp), diverse_beam_groups/strength, constraints (the mode).
+            Call :func:`~nmt_preln.generate.search_rules.check_search_options` on it first.
         specials: pad, eos, unk of the target dictionary.
         max_len_limit: the most tokens the decoder may generate (its positions).
         generator: random generator for sampling.
+        prefix_tokens: ``(batch, N)`` target tokens to force at steps ``0..N-1``
+            (``--prefix-size``: fairseq takes ``target[:, :N]``). A pad entry leaves that
+            step free; a forced ``</s>`` ends the hypothesis (a reference shorter than N
+            is reproduced whole, as in fairseq); during the prefix a sentence has one live
+            beam, since every beam would be the same.
+        constraints: with ``cfg.constraints`` (and only then): for each sentence, its
+            phrases as target ids without ``</s>`` (an empty list: unconstrained). Every
+            returned hypothesis contains them (see :mod:`.constraints`); a sentence whose
+            phrases do not fit in its length limit gets no hypothesis (an empty list).
+        need_alignment: fill :attr:`Hypothesis.attention` and :attr:`Hypothesis.alignment`
+            (needs a scorer with ``step_with_attention``).
 
     Returns:
         For each sentence, up to ``cfg.nbest`` hypotheses, best score first.
+
+    Raises:
+        ValueError: ``prefix_tokens`` or ``constraints`` do not fit the batch or ``cfg``.
     """
     k, device, eos = cfg.beam, src_lengths.device, specials.eos
     bsz = src_lengths.numel()
+    table = ConstraintTable.for_batch(constraints, mode=cfg.constraints, bsz=bsz, device=device)
+    if prefix_tokens is not None and (prefix_tokens.dim() != 2 or len(prefix_tokens) != bsz):
+        raise ValueError(f"prefix_tokens must be (batch={bsz}, N): {tuple(prefix_tokens.shape)}")
     row_max = max_lengths(src_lengths, cfg, limit=max_len_limit)
     # Step 0 runs one row per sentence (all beams would start identical); its k best
     # continuations become the k rows of each sentence (``_advance`` expands the scorer).
@@ -286,102 +311,57 @@ def beam_search(
         positional=torch.zeros(bsz, 0, device=device),
         cum=torch.zeros(bsz, 1, device=device),
         row_max=row_max,
+        constraint=None if table is None else table.initial_state(bsz),
     )
     fin_count = torch.zeros(bsz, dtype=torch.long, device=device)
     finished: list[_Finished] = []
     for step in range(int(row_max.max()) + 1):
         assert beams is not None
-        lprobs = scorer.step(beams.tokens[:, -1])  # (n*k, V)
-        constrain_(
-            lprobs,
-            step=step,
-            prefix=beams.tokens[:, 1:],
-            max_lens=beams.row_max,
-            cfg=cfg,
-            specials=specials,
+        lprobs, step_attention = _score(scorer, beams, need_alignment=need_alignment)
+        _apply_rules(
+            lprobs, beams, step=step, cfg=cfg, specials=specials, prefix_tokens=prefix_tokens
         )
-        scores, parent_beam, tokens = _select(
-            lprobs, beams.cum, step=step, cfg=cfg, specials=specials, generator=generator
+        cand = _candidates(
+            lprobs, beams, step=step, cfg=cfg, specials=specials, generator=generator, table=table
         )
-        rows = beams.cum.size(1)  # per sentence: 1 at step 0, then k
-        offsets = torch.arange(beams.sent.numel(), device=device)[:, None] * rows  # (n, 1)
-        cand = _Candidates(
-            scores=scores,
-            parent=parent_beam + offsets,
-            tokens=tokens,
-            step_lp=scores - beams.cum.gather(1, parent_beam),
-        )
-        done = _finalize(beams, cand, k=k, step=step, fin_count=fin_count, cfg=cfg, eos=eos)
+        done = _finalize(
+            beams, cand, k=k, step=step, fin_count=fin_count, cfg=cfg, eos=eos,
+            step_attention=step_attention,
+        )  # fmt: skip
         if done is not None:
             finished.append(done)
-        beams = _advance(beams, cand, k=k, fin_count=fin_count, scorer=scorer, eos=eos)
+        beams = _advance(
+            beams, cand, k=k, fin_count=fin_count, scorer=scorer, eos=eos,
+            step_attention=step_attention,
+        )  # fmt: skip
         if beams is None:
             break
-    return _collect(finished, bsz=bsz, nbest=cfg.nbest)
+    return _collect(finished, src_lengths=src_lengths.tolist(), nbest=cfg.nbest)
 
 
-def _collect(finished: list[_Finished], *, bsz: int, nbest: int) -> list[list[Hypothesis]]:
+def _collect(
+    finished: list[_Finished], *, src_lengths: list[int], nbest: int
+) -> list[list[Hypothesis]]:
     """Group the finalized hypotheses per sentence, best first (stable for equal scores)."""
-    per_sentence: list[list[Hypothesis]] = [[] for _ in range(bsz)]
+    per_sentence: list[list[Hypothesis]] = [[] for _ in src_lengths]
     for batch in finished:
-        for s, toks, pos, score in zip(
-            batch.sentence.tolist(),
-            batch.tokens.tolist(),
-            batch.positional.tolist(),
-            batch.score.tolist(),
-            strict=True,
-        ):
-            per_sentence[s].append(Hypothesis(tokens=toks, score=score, positional_scores=pos))
-    return [sorted(h, key=lambda h: -h.score)[:nbest] for h in per_sentence]
-
-
-def greedy_search(
-    scorer: StepScorer,
-    *,
-    src_lengths: Tensor,
-    cfg: GenerateConfig,
-    specials: Specials,
-    max_len_limit: int,
-) -> list[Hypothesis]:
-    """Pick the most probable token at every step: the reference that ``beam=1`` must match.
-
-    The same constraints as :func:`beam_search` apply; no rows are dropped (a plain loop).
-
-    Args:
-        scorer: next-token log-probs, one row per sentence.
-        src_lengths: ``(batch,)`` source lengths, ``</s>`` included.
-        cfg: lenpen, max_len_a/b, min_len, unkpen, no_repeat_ngram_size.
-        specials: pad, eos, unk of the target dictionary.
-        max_len_limit: the most tokens the decoder may generate.
-
-    Returns:
-        One hypothesis per sentence.
-    """
-    bsz = src_lengths.numel()
-    max_lens = max_lengths(src_lengths, cfg, limit=max_len_limit)
-    tokens = torch.full((bsz, 1), specials.eos, dtype=torch.long, device=src_lengths.device)
-    positional: list[Tensor] = []
-    done = torch.zeros(bsz, dtype=torch.bool, device=src_lengths.device)
-    for step in range(int(max_lens.max()) + 1):
-        lprobs = scorer.step(tokens[:, -1])
-        constrain_(
-            lprobs, step=step, prefix=tokens[:, 1:], max_lens=max_lens, cfg=cfg, specials=specials
-        )
-        best_lp, best = lprobs.max(dim=1)
-        best = best.masked_fill(done, specials.pad)  # finished rows only pad from here on
-        tokens = torch.cat([tokens, best[:, None]], dim=1)
-        positional.append(best_lp)
-        done |= best == specials.eos
-        if bool(done.all()):
-            break
-    hyps = []
-    pos = torch.stack(positional, dim=1).tolist()
-    for row, lp in zip(tokens[:, 1:].tolist(), pos, strict=True):
-        length = row.index(specials.eos) + 1
-        total = sum(lp[:length])
-        hyps.append(
-            Hypothesis(
-                tokens=row[:length], score=total / length**cfg.lenpen, positional_scores=lp[:length]
+        attention = None if batch.attention is None else batch.attention.float().cpu()
+        for i, (s, toks, pos, score) in enumerate(
+            zip(
+                batch.sentence.tolist(),
+                batch.tokens.tolist(),
+                batch.positional.tolist(),
+                batch.score.tolist(),
+                strict=True,
             )
-        )
-    return hyps
+        ):
+            hyp = Hypothesis(tokens=toks, score=score, positional_scores=pos)
+            if attention is not None:
+                hyp.attention = attention[i, :, : src_lengths[s]].clone()  # (T, S_s)
+            per_sentence[s].append(hyp)
+    results = [sorted(h, key=lambda h: -h.score)[:nbest] for h in per_sentence]
+    for s, hyps in enumerate(results):
+        for hyp in hyps:
+            if hyp.attention is not None:
+                hyp.alignment = hard_alignment(hyp.attention, src_len=src_lengths[s])
+    return results

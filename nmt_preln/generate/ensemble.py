@@ -39,12 +39,26 @@ class DecodingModel(Protocol):
         """``prev_output_tokens (rows, tgt_len)`` -> logits ``(rows, tgt_len, vocab)``, causal."""
         ...
 
+    def decode_step_with_attention(self, tokens: Tensor, cache: Any) -> tuple[Tensor, Tensor]:
+        """:meth:`decode_step` plus the alignment attention ``(rows, src_len)`` (only called
+        for ``--print-alignment``)."""
+        ...
+
+    def decode_with_attention(self, prev_output_tokens: Tensor, enc: Any) -> tuple[Tensor, Tensor]:
+        """:meth:`decode` plus the alignment attention ``(rows, tgt_len, src_len)``."""
+        ...
+
 
 class StepScorer(Protocol):
     """What the search needs: per-step log-probabilities over rows it can reorder."""
 
     def step(self, tokens: Tensor) -> Tensor:
         """``tokens (rows,)``, the last token of each row -> ``(rows, vocab)`` float32 log-probs."""
+        ...
+
+    def step_with_attention(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`step` plus the alignment attention ``(rows, src_len)`` of the predicted token
+        (the search calls it instead of ``step`` only when alignments are asked for)."""
         ...
 
     def reorder(self, order: Tensor, *, kept: Tensor | None = None) -> None:
@@ -102,6 +116,13 @@ class EnsembleScorer:
             return self.models[index].decode_step(tokens, self.caches[index])  # (rows, V)
         return self.models[index].decode(self.prefix, self.encoder_outs[index])[:, -1]  # (rows, V)
 
+    def _logits_and_attention(self, index: int, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        model = self.models[index]
+        if self.use_cache:
+            return model.decode_step_with_attention(tokens, self.caches[index])  # (R, V), (R, S)
+        logits, attn = model.decode_with_attention(self.prefix, self.encoder_outs[index])
+        return logits[:, -1], attn[:, -1]  # (R, V), (R, S)
+
     def _scaled(self, logits: Tensor) -> Tensor:
         # Skipped at the default temperature: a (rows, V) division per step is not free.
         return logits if self.temperature == 1.0 else logits / self.temperature
@@ -110,11 +131,24 @@ class EnsembleScorer:
         """Advance every row by ``tokens (rows,)``; return ``(rows, vocab)`` float32 log-probs."""
         if not self.use_cache:
             self.prefix = torch.cat([self.prefix, tokens[:, None]], dim=1)  # (rows, t+1)
+        return self._mean([self._logits(i, tokens) for i in range(len(self.models))])
+
+    def step_with_attention(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`step` plus the attention that fairseq aligns with, ``(rows, src_len)``.
+
+        It is the last decoder layer's cross-attention averaged over heads and over the
+        models (fairseq's EnsembleModel averages it too), for the token being predicted.
+        """
+        if not self.use_cache:
+            self.prefix = torch.cat([self.prefix, tokens[:, None]], dim=1)  # (rows, t+1)
+        pairs = [self._logits_and_attention(i, tokens) for i in range(len(self.models))]
+        attention = torch.stack([a.float() for _, a in pairs]).mean(dim=0)  # (rows, S)
+        return self._mean([logits for logits, _ in pairs]), attention
+
+    def _mean(self, logits: list[Tensor]) -> Tensor:
+        """Log of the mean of the models' distributions: (rows, V) float32."""
         # log_softmax in float32 even under autocast: bf16 log-probs would tie many beams.
-        lprobs = [
-            torch.log_softmax(self._scaled(self._logits(i, tokens).float()), dim=-1)
-            for i in range(len(self.models))
-        ]
+        lprobs = [torch.log_softmax(self._scaled(x.float()), dim=-1) for x in logits]
         if len(lprobs) == 1:
             return lprobs[0]
         stacked = torch.stack(lprobs, dim=0)  # (M, rows, V)

@@ -172,6 +172,25 @@ class MultiheadAttention(nn.Module):
         out = out.transpose(1, 2).reshape(batch, length, -1)  # (B, T, D)
         return self.out_proj(out)  # (B, T, D)
 
+    def attention_weights(self, q: Tensor, k: Tensor, *, mask: Tensor | None = None) -> Tensor:
+        """The attention probabilities that :meth:`attend` applies, averaged over heads.
+
+        SDPA does not return them, so they are recomputed (in float32) for the callers that
+        ask: fairseq's ``--print-alignment`` reads them off the last decoder layer.
+
+        Args:
+            q: (batch, heads, tgt_len, head_dim).
+            k: (batch, heads, src_len, head_dim).
+            mask: boolean (batch, 1, 1, src_len), True where a key may be attended to.
+
+        Returns:
+            (batch, tgt_len, src_len) float32, mean over heads of softmax(q k^T / sqrt(Dh)).
+        """
+        scores = q.float() @ k.float().transpose(-1, -2) * self.head_dim**-0.5  # (B, H, T, S)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, -math.inf)  # (B, H, T, S)
+        return scores.softmax(dim=-1).mean(dim=1)  # (B, T, S)
+
     def forward(self, x: Tensor, *, mask: Tensor | None = None, causal: bool = False) -> Tensor:
         """Self-attention: x (B, T, D) -> (B, T, D); ``mask``, ``causal`` as in :meth:`attend`."""
         q, k, v = self.project_qkv(x)  # (B, H, T, Dh) each
@@ -271,20 +290,31 @@ class DecoderLayer(nn.Module):
         self.ffn = _feed_forward(cfg)
         self.ffn_residual = _residual(cfg)
 
-    def forward(self, x: Tensor, *, cross_kv: tuple[Tensor, Tensor], mask: Tensor) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        cross_kv: tuple[Tensor, Tensor],
+        mask: Tensor,
+        attention_out: list[Tensor] | None = None,
+    ) -> Tensor:
         """Full causal pass over the target prefix.
 
         Args:
             x: (batch, tgt_len, d_model).
             cross_kv: keys and values of the encoder states, each (batch, heads, src_len, head_dim).
             mask: (batch, 1, 1, src_len), True = real source token.
+            attention_out: when given, the head-averaged cross-attention weights
+                (batch, tgt_len, src_len) are appended to it (see :meth:`_cross_and_ffn`).
 
         Returns:
             (batch, tgt_len, d_model).
         """
         # Right-padded targets need no key padding mask: causality already hides later pads.
         x = self.self_attn_residual(x, lambda h: self.self_attn(h, causal=True))  # (B, T, D)
-        return self._cross_and_ffn(x, cross_kv=cross_kv, mask=mask)  # (B, T, D)
+        return self._cross_and_ffn(
+            x, cross_kv=cross_kv, mask=mask, attention_out=attention_out
+        )  # (B, T, D)
 
     def step(
         self,
@@ -294,6 +324,7 @@ class DecoderLayer(nn.Module):
         self_kv: tuple[Tensor, Tensor],
         cross_kv: tuple[Tensor, Tensor],
         mask: Tensor,
+        attention_out: list[Tensor] | None = None,
     ) -> Tensor:
         """One incremental step: writes this position's keys/values into preallocated buffers.
 
@@ -305,6 +336,8 @@ class DecoderLayer(nn.Module):
             cross_kv: keys and values of the encoder states, each (sentences, heads, src_len,
                 head_dim), where batch = sentences * g (see :meth:`_cross_and_ffn`).
             mask: (sentences, 1, 1, src_len), True = real source token.
+            attention_out: when given, the head-averaged cross-attention weights
+                (batch, 1, src_len) are appended to it.
 
         Returns:
             (batch, 1, d_model).
@@ -320,15 +353,25 @@ class DecoderLayer(nn.Module):
             return self.self_attn.attend(q, keys, values)  # (B, 1, D)
 
         x = self.self_attn_residual(x, cached_self_attn)  # (B, 1, D)
-        return self._cross_and_ffn(x, cross_kv=cross_kv, mask=mask)  # (B, 1, D)
+        return self._cross_and_ffn(
+            x, cross_kv=cross_kv, mask=mask, attention_out=attention_out
+        )  # (B, 1, D)
 
-    def _cross_and_ffn(self, x: Tensor, *, cross_kv: tuple[Tensor, Tensor], mask: Tensor) -> Tensor:
+    def _cross_and_ffn(
+        self,
+        x: Tensor,
+        *,
+        cross_kv: tuple[Tensor, Tensor],
+        mask: Tensor,
+        attention_out: list[Tensor] | None = None,
+    ) -> Tensor:
         """Cross-attention and FFN sublayers, shared by the full and incremental paths.
 
         ``cross_kv`` and ``mask`` may hold fewer sentences than ``x`` has rows: in beam search
         the ``g`` consecutive rows of a sentence share its keys, and attend to them as one
         ``(g * T)``-query sequence (cross-attention treats its queries independently), so the
-        encoder state is never copied per beam.
+        encoder state is never copied per beam. The attention weights are only computed when
+        ``attention_out`` is given (then appended as ``(rows, T, src_len)`` float32).
         """
         k, v = cross_kv  # (n, H, S, Dh), rows = n * g
 
@@ -336,6 +379,9 @@ class DecoderLayer(nn.Module):
             rows, length, d_model = h.shape
             grouped = h.reshape(k.size(0), -1, d_model)  # (n, g*T, D)
             q = self.cross_attn.project_q(grouped)  # (n, H, g*T, Dh)
+            if attention_out is not None:
+                weights = self.cross_attn.attention_weights(q, k, mask=mask)  # (n, g*T, S)
+                attention_out.append(weights.view(rows, length, -1))  # (B, T, S)
             out = self.cross_attn.attend(q, k, v, mask=mask)  # (n, g*T, D)
             return out.view(rows, length, d_model)  # (B, T, D)
 

@@ -170,11 +170,30 @@ class Decoder(nn.Module):
 
     def forward(self, prev_output_tokens: Tensor, enc: EncoderOut) -> Tensor:
         """Full causal pass: prev_output_tokens (B, tgt_len) -> logits (B, tgt_len, vocab)."""
+        return self._forward(prev_output_tokens, enc, attention_out=None)  # (B, T, V)
+
+    def forward_with_attention(
+        self, prev_output_tokens: Tensor, enc: EncoderOut
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`forward` plus the last layer's cross-attention, averaged over heads.
+
+        Returns:
+            logits (B, tgt_len, vocab) and attention (B, tgt_len, src_len) float32.
+        """
+        attention: list[Tensor] = []
+        logits = self._forward(prev_output_tokens, enc, attention_out=attention)  # (B, T, V)
+        return logits, attention[0]  # (B, T, V), (B, T, S)
+
+    def _forward(
+        self, prev_output_tokens: Tensor, enc: EncoderOut, *, attention_out: list[Tensor] | None
+    ) -> Tensor:
         mask = enc.attention_mask  # (B, 1, 1, S)
         x = self.embed(prev_output_tokens)  # (B, T, D)
-        for layer in self.layers:
+        last = len(self.layers) - 1  # fairseq's default alignment layer
+        for i, layer in enumerate(self.layers):
             cross_kv = layer.cross_attn.project_kv(enc.states)  # (B, H, S, Dh) x2
-            x = layer(x, cross_kv=cross_kv, mask=mask)  # (B, T, D)
+            sink = attention_out if i == last else None
+            x = layer(x, cross_kv=cross_kv, mask=mask, attention_out=sink)  # (B, T, D)
         return self.output_projection(self.final_norm(x))  # (B, T, V)
 
     def init_cache(self, enc: EncoderOut, *, max_len: int) -> DecoderCache:
@@ -190,9 +209,21 @@ class Decoder(nn.Module):
 
     def step(self, tokens: Tensor, cache: DecoderCache) -> Tensor:
         """One position: tokens (rows,) -> float32 logits (rows, vocab); advances ``cache``."""
+        return self._step(tokens, cache, attention_out=None)  # (R, V)
+
+    def step_with_attention(self, tokens: Tensor, cache: DecoderCache) -> tuple[Tensor, Tensor]:
+        """:meth:`step` plus the last layer's head-averaged cross-attention (rows, src_len)."""
+        attention: list[Tensor] = []
+        logits = self._step(tokens, cache, attention_out=attention)  # (R, V)
+        return logits, attention[0][:, 0]  # (R, V), (R, S)
+
+    def _step(
+        self, tokens: Tensor, cache: DecoderCache, *, attention_out: list[Tensor] | None
+    ) -> Tensor:
         if cache.step >= cache.max_len:
             raise ValueError(f"decode_step past the cache's max_len={cache.max_len}")
         x = self.embed(tokens[:, None], start=cache.step)  # (R, 1, D)
+        last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             x = layer.step(
                 x,
@@ -200,6 +231,7 @@ class Decoder(nn.Module):
                 self_kv=(cache.self_k[i], cache.self_v[i]),  # (R, H, M, Dh) views, written in place
                 cross_kv=(cache.cross_k[i], cache.cross_v[i]),  # (n, H, S, Dh)
                 mask=cache.cross_mask,  # (n, 1, 1, S)
+                attention_out=attention_out if i == last else None,
             )  # (R, 1, D)
         cache.step += 1
         return self.output_projection(self.final_norm(x))[:, 0].float()  # (R, V)
@@ -298,6 +330,19 @@ class Transformer(nn.Module):
         The cache holds what the decoder needs of the encoder output (see :meth:`init_cache`).
         """
         return self.decoder.step(tokens, cache)  # (R, V)
+
+    def decode_with_attention(
+        self, prev_output_tokens: Tensor, enc: EncoderOut
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`decode` plus the last decoder layer's cross-attention averaged over heads
+        (fairseq's default ``alignment_layer``): (B, T, V) logits, (B, T, S) float32 weights."""
+        return self.decoder.forward_with_attention(prev_output_tokens, enc)
+
+    def decode_step_with_attention(
+        self, tokens: Tensor, cache: DecoderCache
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`decode_step` plus that step's attention: (R, V) logits, (R, S) weights."""
+        return self.decoder.step_with_attention(tokens, cache)
 
 
 class Vocabulary(Protocol):
