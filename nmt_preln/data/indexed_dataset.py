@@ -4,18 +4,21 @@ A dataset is two files next to each other:
 
 ``PREFIX.bin``
     every sequence's tokens, concatenated, in one integer dtype.
-``PREFIX.idx`` (all little-endian)
+``PREFIX.idx`` (all little-endian), fairseq 0.12's layout (the one written here)
     ``b"MMIDIDX\\x00\\x00"`` (9 bytes), u64 version (1), u8 dtype code, u64 sequence count N,
-    u64 document count D, then N int32 sizes (tokens per sequence), N int64 pointers (byte
-    offset of each sequence in the .bin), D int64 document indices (fairseq's translation data
-    has a single document: ``[0]``).
+    then N int32 sizes (tokens per sequence) and N int64 pointers (byte offset of each sequence
+    in the .bin): 26 + 12 N bytes.
 
-Files written here load in fairseq and vice versa. Reading keeps the process's memory flat as
-the corpus grows: only the sizes are mapped (the batching needs all of them); a sequence is
-read with two ``pread`` calls (its pointer, then its tokens), and the whole-file checks at
-opening read in blocks. Random access through a map of the .bin would instead make the pages
-around every sentence read part of the process's resident set (file-backed, but counted in its
-RSS), up to the size of the corpus.
+Reading also accepts the Megatron-LM variant that nmt-preln wrote before (a u64 document count
+D after N, and D int64 document indices at the end: 34 + 12 N + 8 D bytes), so older data
+directories keep loading; the file size tells the two apart (they can never coincide). Files
+written here are byte for byte what fairseq-preprocess writes, and load in fairseq.
+
+Reading keeps the process's memory flat as the corpus grows: only the sizes are mapped (the
+batching needs all of them); a sequence is read with two ``pread`` calls (its pointer, then its
+tokens), and the whole-file checks at opening read in blocks. Random access through a map of
+the .bin would instead make the pages around every sentence read part of the process's
+resident set (file-backed, but counted in its RSS), up to the size of the corpus.
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ from nmt_preln.errors import UserError
 
 HDR_MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
-_HEADER = struct.Struct("<9sQBQQ")  # magic, version, dtype code, count, document count
+_HEADER = struct.Struct("<9sQBQ")  # magic, version, dtype code, sequence count (fairseq)
+_DOC_COUNT = struct.Struct("<Q")  # the Megatron-LM variant's document count, after the header
+# fairseq's older "lazy"/"cached" IndexedDataset (--dataset-impl lazy|cached) starts with this.
+_LEGACY_MAGIC = b"TNTIDX\x00\x00"
 
 # fairseq/data/indexed_dataset.py `_code_to_dtype` (6 was `np.float`, i.e. float64).
 DTYPE_CODES: dict[int, type[np.generic]] = {
@@ -51,8 +57,11 @@ _CHECK_BLOCK = 1 << 20  # sequences (or tokens) per read when checking a whole f
 
 
 def best_fitting_dtype(vocab_size: int) -> type[np.generic]:
-    """fairseq's ``best_fitting_int_dtype``: uint16 below 65500 symbols, int32 above."""
-    return np.uint16 if vocab_size < 65500 else np.int32
+    """fairseq 0.12's ``best_fitting_int_dtype``: uint16 below 65500 symbols, then uint32,
+    int64 past 2**32 - 1."""
+    if vocab_size < 65500:
+        return np.uint16
+    return np.uint32 if vocab_size < 4294967295 else np.int64
 
 
 def dtype_code(dtype: type[np.generic]) -> int:
@@ -115,18 +124,16 @@ class IndexedDatasetBuilder:
         self._sizes.append(sizes.astype(np.int32))
 
     def finalize(self) -> None:
-        """Close the .bin and write the .idx (sizes, byte pointers, one document)."""
+        """Close the .bin and write the .idx in fairseq's layout (header, sizes, pointers)."""
         self._bin.close()
         sizes = np.concatenate(self._sizes) if self._sizes else np.zeros(0, dtype=np.int32)
         itemsize = np.dtype(self.dtype).itemsize
         pointers = np.zeros(len(sizes), dtype=np.int64)
         np.cumsum(sizes[:-1].astype(np.int64) * itemsize, out=pointers[1:])
-        doc_idx = np.zeros(1, dtype=np.int64)
         with open(self.prefix + ".idx", "wb") as f:
-            f.write(_HEADER.pack(HDR_MAGIC, VERSION, dtype_code(self.dtype), len(sizes), 1))
+            f.write(_HEADER.pack(HDR_MAGIC, VERSION, dtype_code(self.dtype), len(sizes)))
             f.write(sizes.data)
             f.write(pointers.data)
-            f.write(doc_idx.data)
 
 
 class IndexedDataset:
@@ -148,22 +155,11 @@ class IndexedDataset:
             if not os.path.isfile(path):
                 raise UserError(f"{path}: binarized data file not found")
         idx = _map(idx_path)
-        if len(idx) < _HEADER.size:
-            raise UserError(f"{idx_path}: truncated index ({len(idx)} bytes, header needs 34)")
-        magic, version, code, n, ndoc = _HEADER.unpack(bytes(idx[: _HEADER.size]))
-        if magic != HDR_MAGIC:
-            raise UserError(f"{idx_path}: not an MMapIndexedDataset index (bad magic {magic!r})")
-        if version != VERSION:
-            raise UserError(f"{idx_path}: unsupported index version {version} (expected 1)")
-        if code not in DTYPE_CODES:
-            raise UserError(f"{idx_path}: unknown dtype code {code}")
-        expected = _HEADER.size + n * 4 + n * 8 + ndoc * 8
-        if len(idx) != expected:
-            raise UserError(f"{idx_path}: {len(idx)} bytes, but {n} sequences need {expected}")
+        code, n, sizes_at = _parse_index(idx, idx_path)
         self.dtype = DTYPE_CODES[code]
         self._itemsize = np.dtype(self.dtype).itemsize
-        self.sizes = np.frombuffer(idx, dtype=np.int32, count=n, offset=_HEADER.size)
-        self._pointers_at = _HEADER.size + 4 * n  # byte offset of the pointers in the .idx
+        self.sizes = np.frombuffer(idx, dtype=np.int32, count=n, offset=sizes_at)
+        self._pointers_at = sizes_at + 4 * n  # byte offset of the pointers in the .idx
         # Descriptors for os.pread (positional reads are safe from several threads), closed
         # when the dataset is garbage-collected.
         self._idx_fd, self._bin_fd = os.open(idx_path, os.O_RDONLY), os.open(bin_path, os.O_RDONLY)
@@ -217,6 +213,50 @@ class IndexedDataset:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["prefix"])  # type: ignore[misc]
+
+
+def _parse_index(idx: np.ndarray, idx_path: str) -> tuple[int, int, int]:
+    """Check an .idx header and tell its layout from its size.
+
+    Args:
+        idx: the whole .idx file as bytes (mapped).
+        idx_path: for the error lines.
+
+    Returns:
+        ``(dtype code, sequence count N, byte offset of the sizes)``: 26 for fairseq's layout
+        (26 + 12 N bytes), 34 for the Megatron-LM variant (34 + 12 N + 8 D bytes).
+
+    Raises:
+        UserError: not an MMapIndexedDataset index, or a size that fits neither layout.
+    """
+    if len(idx) >= len(_LEGACY_MAGIC) and bytes(idx[: len(_LEGACY_MAGIC)]) == _LEGACY_MAGIC:
+        raise UserError(
+            f"{idx_path}: fairseq's lazy/cached IndexedDataset format (TNTIDX), not mmap; "
+            f"binarize with fairseq-preprocess --dataset-impl mmap (its default) or nmt-preprocess"
+        )
+    if len(idx) < _HEADER.size:
+        raise UserError(
+            f"{idx_path}: truncated index ({len(idx)} bytes, header needs {_HEADER.size})"
+        )
+    magic, version, code, n = _HEADER.unpack(bytes(idx[: _HEADER.size]))
+    if magic != HDR_MAGIC:
+        raise UserError(f"{idx_path}: not an MMapIndexedDataset index (bad magic {magic!r})")
+    if version != VERSION:
+        raise UserError(f"{idx_path}: unsupported index version {version} (expected 1)")
+    if code not in DTYPE_CODES:
+        raise UserError(f"{idx_path}: unknown dtype code {code}")
+    fairseq_size = _HEADER.size + 12 * n
+    if len(idx) == fairseq_size:
+        return code, n, _HEADER.size
+    sizes_at = _HEADER.size + _DOC_COUNT.size
+    if len(idx) >= sizes_at:
+        (ndoc,) = _DOC_COUNT.unpack(bytes(idx[_HEADER.size : sizes_at]))
+        if len(idx) == sizes_at + 12 * n + 8 * ndoc:
+            return code, n, sizes_at
+    raise UserError(
+        f"{idx_path}: {len(idx)} bytes, but {n} sequences need {fairseq_size} "
+        f"(fairseq's layout) or 34 + {12 * n} + 8 per document (Megatron-LM's)"
+    )
 
 
 def _map(path: str) -> np.ndarray:

@@ -56,16 +56,16 @@ def test_exact_fairseq_header_and_layout(tmp_path: Path) -> None:
     assert idx[:9] == b"MMIDIDX\x00\x00"
     assert struct.unpack("<Q", idx[9:17]) == (1,)  # version
     assert idx[17] == 8  # fairseq's code for uint16
-    assert struct.unpack("<QQ", idx[18:34]) == (3, 1)  # sequences, documents
-    assert np.frombuffer(idx, np.int32, 3, 34).tolist() == [3, 0, 2]
-    assert np.frombuffer(idx, np.int64, 3, 46).tolist() == [0, 6, 6]  # byte offsets
-    assert np.frombuffer(idx, np.int64, 1, 70).tolist() == [0]  # doc_idx
-    assert len(idx) == 78
+    assert struct.unpack("<Q", idx[18:26]) == (3,)  # sequences, then no document count
+    assert np.frombuffer(idx, np.int32, 3, 26).tolist() == [3, 0, 2]
+    assert np.frombuffer(idx, np.int64, 3, 38).tolist() == [0, 6, 6]  # byte offsets
+    assert len(idx) == 62  # 26 + 3 * 4 + 3 * 8: nothing after the pointers
     assert (tmp_path / "d.bin").read_bytes() == np.array([5, 6, 7, 9, 2], "<u2").tobytes()
 
 
 @pytest.mark.parametrize(
-    ("vocab", "dtype", "code"), [(8, np.uint16, 8), (65499, np.uint16, 8), (65500, np.int32, 4)]
+    ("vocab", "dtype", "code"),
+    [(8, np.uint16, 8), (65499, np.uint16, 8), (65500, np.uint32, 9), (2**32, np.int64, 5)],
 )
 def test_dtype_is_fairseqs_best_fit(tmp_path: Path, vocab: int, dtype: type, code: int) -> None:
     assert best_fitting_dtype(vocab) is dtype
@@ -123,7 +123,7 @@ def _set(data: bytearray, offset: int, value: bytes) -> bytearray:
         ("idx", lambda b: _set(b, 17, b"\x63"), "d.idx: unknown dtype code 99"),
         ("idx", lambda b: b[:-8], r"d.idx: \d+ bytes, but 20 sequences need"),
         ("idx", lambda b: b[:20], "d.idx: truncated index"),
-        ("idx", lambda b: _set(b, 34 + 80 + 8 * 5, struct.pack("<q", 3)), "d.idx: corrupt"),
+        ("idx", lambda b: _set(b, 26 + 80 + 8 * 5, struct.pack("<q", 3)), "d.idx: corrupt"),
         ("bin", lambda b: b[:-2], "d.bin: .* bytes, but .*d.idx describes"),
         ("bin", lambda b: b + b"\x00\x00", "d.bin: .* bytes, but .*d.idx describes"),
     ],
@@ -173,7 +173,7 @@ def test_whole_file_checks_read_in_blocks(tmp_path: Path, monkeypatch: pytest.Mo
     assert data.index_range() == (1, 90)
     assert [data[i].tolist() for i in range(40)] == [s.tolist() for s in seqs]
     idx = bytearray((tmp_path / "d.idx").read_bytes())
-    _set(idx, 34 + 4 * 40 + 8 * 30, struct.pack("<q", 2))  # pointer 30: in the fifth block
+    _set(idx, 26 + 4 * 40 + 8 * 30, struct.pack("<q", 2))  # pointer 30: in the fifth block
     (tmp_path / "d.idx").write_bytes(idx)
     with pytest.raises(UserError, match=r"d\.idx: corrupt"):
         IndexedDataset(prefix)
