@@ -1,8 +1,12 @@
-"""``nmt-train``: compose the config from Hydra overrides, then train.
+"""``nmt-train``: compose the config from Hydra overrides (or fairseq-train flags), then train.
 
 nmt-train +arch=preln data.path=data-bin/toy schedule=step_decay optim.lr=5e-4
+nmt-train data-bin/toy --arch transformer_iwslt_de_en --lr 5e-4 --max-update 100   # fairseq's
 nmt-train +arch=postln data.path=... --cfg job      # print the composed config and exit
 torchrun --nproc-per-node 8 -m nmt_preln.cli.train +arch=preln_base hardware=gpu ...
+
+Exit status: 0 done, 2 usage error (the command line does not make a config), 1 any other
+error, 130/143 interrupted (SIGINT/SIGTERM).
 """
 
 from __future__ import annotations
@@ -11,41 +15,37 @@ import sys
 
 from omegaconf import OmegaConf
 
-from nmt_preln.compose import compose_config, compose_train_config, group_options
+from nmt_preln.compose import UsageError, check_data_path, compose_train, compose_train_config
 from nmt_preln.errors import UserError
-
-USAGE = """usage: nmt-train +arch=NAME data.path=DIR [KEY=VALUE ...] [--cfg job]
-
-Hydra overrides: +arch=NAME (required), data=, optim=, schedule=, hardware=, +experiment=, and any
-key of the composed config (e.g. optim.lr=1e-3 schedule.warmup_updates=0 checkpoint.save_dir=ckpt).
---cfg job prints the composed config and exits. Options of each group:
-"""
-
-
-def _usage() -> str:
-    groups = ("arch", "data", "optim", "schedule", "hardware", "experiment")
-
-    def shown(g: str) -> str:  # names starting with "_" are shared bases, not choices
-        return ", ".join(o for o in group_options(g) if not o.rsplit("/", 1)[-1].startswith("_"))
-
-    return USAGE + "".join(f"  {g}: {shown(g)}\n" for g in groups)
+from nmt_preln.train_args import split_cfg_flag, to_overrides
 
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if "-h" in args or "--help" in args:
-        print(_usage(), end="")
+        from nmt_preln.flag_docs import train_usage
+
+        print(train_usage(), end="")
         return
-    show_cfg = args[-2:] == ["--cfg", "job"]
-    overrides = args[:-2] if show_cfg else args
     try:
+        args, show_cfg = split_cfg_flag(args)
+        overrides = to_overrides(args)
         if show_cfg:
-            print(OmegaConf.to_yaml(compose_config("train", overrides)), end="")
+            print(OmegaConf.to_yaml(compose_train(overrides)), end="")
             return
         cfg, _ = compose_train_config(overrides)
-        from nmt_preln.train.trainer import train  # torch is imported only once the config is valid
+        # torch is imported only once the config composes
+        from nmt_preln.train.config_checks import check_train_config
+        from nmt_preln.train.session import resolve_device
+        from nmt_preln.train.trainer import train
 
+        check_train_config(cfg)  # the settings first, so a bad one is never hidden by the data
+        resolve_device(cfg.hardware.device)
+        check_data_path(cfg, overrides)
         train(cfg)
+    except UsageError as err:
+        print(f"nmt-train: error: {err}", file=sys.stderr)
+        sys.exit(2)
     except UserError as err:
         print(f"nmt-train: error: {err}", file=sys.stderr)
         sys.exit(1)

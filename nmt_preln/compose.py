@@ -8,20 +8,37 @@ composition error (unknown key, wrong type, bad enum value, missing option) beco
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any
 
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from nmt_preln.config import TrainConfig, register_configs
+from nmt_preln.config_tree import is_known, unknown_keys, unknown_setting_message
 from nmt_preln.errors import UserError
 
 CONFIG_MODULE = "nmt_preln.conf"
+
+
+class UsageError(UserError):
+    """The command line does not make a config (exit status 2, argparse's usage-error status).
+
+    Unknown settings or flags, malformed overrides, values of the wrong type or outside an
+    enum's choices, a missing ``+arch`` or ``data.path``. Values that compose but are out of
+    range (``optim.lr=-1``) and problems with files are plain :class:`UserError` (status 1).
+    """
+
+
+def config_groups() -> list[str]:
+    """The config groups of ``conf/`` (``arch``, ``data``, ``experiment`` ...)."""
+    return sorted(p.name for p in resources.files(CONFIG_MODULE).iterdir() if p.is_dir())
 
 
 def group_options(group: str) -> list[str]:
@@ -78,7 +95,7 @@ def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
         with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
             return compose(config_name=config_name, overrides=overrides)
     except (HydraException, OmegaConfBaseException, ValueError) as err:
-        raise UserError(_one_line(err)) from None
+        raise UsageError(_one_line(err)) from None
 
 
 def to_dataclass(cfg: DictConfig) -> Any:
@@ -90,7 +107,59 @@ def to_dataclass(cfg: DictConfig) -> Any:
     try:
         return OmegaConf.to_object(cfg)
     except OmegaConfBaseException as err:
-        raise UserError(_one_line(err)) from None
+        raise UsageError(_one_line(err)) from None
+
+
+def check_override_keys(overrides: list[str]) -> None:
+    """Refuse an override of a key no dataclass has, ``+`` or not, naming the closest real key.
+
+    Hydra's ``+key=value`` adds keys to the typed config that the dataclass then drops, and
+    its message for ``key=value`` suggests exactly that ``+``. Groups (``+arch=preln``,
+    ``data=toy``, ``+experiment=...``) are left to Hydra, which knows their options.
+
+    Raises:
+        UsageError: an unknown key, or a ``hydra.*`` setting (nothing here reads them).
+    """
+    from nmt_preln.fairseq_flags import KEY_ALIASES
+
+    parser = OverridesParser.create()
+    groups = config_groups()
+    for line in overrides:
+        try:
+            (override,) = parser.parse_overrides([line])
+        except HydraException as err:
+            lines = str(err).splitlines()
+            why = lines[1] if lines[0].startswith("Error parsing") else "a character it cannot take"
+            raise UsageError(
+                f"cannot parse the override {line!r} ({why}): write KEY=VALUE, quote a value "
+                "with spaces or special characters (KEY='a b'), or use --flag VALUE"
+            ) from None
+        key = override.key_or_group
+        if key.split("/")[0] in groups or override.package is not None:
+            continue
+        if key.split(".")[0].split("/")[0] == "hydra":
+            raise UsageError(
+                f"{override.input_line}: nmt-train composes its config without Hydra's job "
+                "runner, so hydra settings have no effect"
+            )
+        if not is_known(key, TrainConfig):
+            raise UsageError(unknown_setting_message(key, TrainConfig, aliases=KEY_ALIASES))
+
+
+def compose_train(overrides: list[str]) -> DictConfig:
+    """Compose ``nmt-train``'s config, refusing every key that :class:`TrainConfig` lacks.
+
+    Raises:
+        UsageError: an unknown key (in an override or in a config file), or any
+            composition error.
+    """
+    from nmt_preln.fairseq_flags import KEY_ALIASES
+
+    check_override_keys(overrides)
+    cfg = compose_config("train", overrides)
+    for key in unknown_keys(cfg, TrainConfig):
+        raise UsageError(unknown_setting_message(key, TrainConfig, aliases=KEY_ALIASES))
+    return cfg
 
 
 def compose_train_config(overrides: list[str]) -> tuple[TrainConfig, DictConfig]:
@@ -103,14 +172,42 @@ def compose_train_config(overrides: list[str]) -> tuple[TrainConfig, DictConfig]
         The validated :class:`TrainConfig` and the composed DictConfig (for ``--cfg job``).
 
     Raises:
-        UserError: no architecture was chosen, or any composition/validation error.
+        UsageError: no architecture or data directory was chosen, or any
+            composition/validation error.
     """
-    cfg = compose_config("train", overrides)
+    cfg = compose_train(overrides)
     if OmegaConf.is_missing(cfg, "arch"):
         choices = ", ".join(group_options("arch"))
-        raise UserError(f"no architecture chosen: add +arch=NAME, NAME one of: {choices}")
+        raise UsageError(f"no architecture chosen: add +arch=NAME, NAME one of: {choices}")
     if OmegaConf.is_missing(cfg.data, "path"):
-        raise UserError("no data directory: add data.path=DIR (a directory from nmt-preprocess)")
+        raise UsageError("no data directory: add data.path=DIR (a directory from nmt-preprocess)")
     train_cfg = to_dataclass(cfg)
     assert isinstance(train_cfg, TrainConfig)
     return train_cfg, cfg
+
+
+def check_data_path(cfg: TrainConfig, overrides: list[str]) -> None:
+    """Check that ``data.path`` is a finished nmt-preprocess directory, naming the setting.
+
+    A relative ``data.path`` (``data=toy`` has ``demo/data-bin``) is resolved against the
+    current directory, like any path on a command line; the error shows both forms and where
+    the value came from.
+
+    Raises:
+        UserError: the directory does not exist or has no valid manifest.
+    """
+    from nmt_preln.data.dataset import load_manifest
+
+    given = cfg.data.path
+    origin = ""
+    if not any(o.lstrip("+").startswith("data.path=") for o in overrides):
+        chosen = [o for o in overrides if o.startswith(("data=", "+experiment="))]
+        origin = f" (set by {chosen[-1]})" if chosen else ""
+    resolved = os.path.abspath(given)
+    where = "" if os.path.isabs(given) else f" (relative to the current directory {os.getcwd()})"
+    if not os.path.isdir(resolved):
+        raise UserError(f"data.path={given}{origin}: {resolved} does not exist{where}")
+    try:
+        load_manifest(resolved)
+    except UserError as err:
+        raise UserError(f"data.path={given}{origin}: {err}") from None
