@@ -241,7 +241,10 @@ class GenerateConfig:
 
     data: str = field(default=MISSING, metadata=_help("data directory written by nmt-preprocess"))
     path: str = field(default=MISSING, metadata=_help("checkpoint(s), colon-separated = ensemble"))
-    gen_subset: str = field(default="test", metadata=_help("binarized split to translate"))
+    # None = "test"; an explicit split together with --input is refused (it would be ignored).
+    gen_subset: str | None = field(
+        default=None, metadata=_help("binarized split to translate (default: test)")
+    )
     input: str | None = field(default=None, metadata=_help("raw text file, or - for stdin"))
     source_lang: str | None = field(default=None, metadata=_help("default: from the data dir"))
     target_lang: str | None = field(default=None, metadata=_help("default: from the data dir"))
@@ -266,13 +269,14 @@ class GenerateConfig:
     )
     results_path: str | None = field(default=None, metadata=_help("write output to this dir"))
     quiet: bool = field(default=False, metadata=_help("print only the scores"))
-    # Only for pre-segmented data (segmentation "none"): SentencePiece output is always decoded.
+    # fairseq's alias of --post-process (the same option): giving both with different values
+    # is refused.
     remove_bpe: str | None = field(
-        default=None, metadata=_help('BPE marker removed for D- lines and BLEU, e.g. "@@ "')
+        default=None, metadata=_help("the same as --post-process (fairseq's alias)", const="@@ ")
     )
     device: Device = field(default=Device.auto, metadata=_help("auto, cpu or cuda"))
     precision: Precision = field(default=Precision.fp32, metadata=_help("fp32, bf16 or fp16"))
-    seed: int = field(default=1, metadata=_help("random seed (sampling)"))
+    seed: int = field(default=1, metadata=_help("random seed (sampling), 0 to 2**64-1"))
     # fairseq-generate's options for scoring, forcing and inspecting translations. A field whose
     # metadata has "const" takes an optional value (argparse nargs="?"), as fairseq's flag does.
     score_reference: bool = field(
@@ -281,8 +285,14 @@ class GenerateConfig:
     prefix_size: int = field(
         default=0, metadata=_help("force the first N reference tokens as the target prefix")
     )
-    print_alignment: bool = field(
-        default=False, metadata=_help("print A- lines: source position of each target token")
+    # fairseq 0.12's --print-alignment [hard|soft]; "hard" without a value.
+    print_alignment: str | None = field(
+        default=None,
+        metadata=_help(
+            "print A- lines: hard = srcpos-tgtpos pairs, soft = each target token's attention "
+            "over the source",
+            const="hard",
+        ),
     )
     replace_unk: str | None = field(
         default=None,
@@ -309,9 +319,16 @@ class GenerateConfig:
     post_process: str | None = field(
         default=None,
         metadata=_help(
-            "post-process H-/D- text: sentencepiece, subword_nmt, or a BPE marker",
+            "post-process S-/T-/H- text as fairseq does: sentencepiece, subword_nmt, @@ , "
+            "@@, wordpiece, letter, silence, _EOW or none",
             const="subword_nmt",
         ),
+    )
+    # Bounds beam x batch x length x vocabulary before decoding: batches are shrunk to fit and
+    # a sentence that alone does not fit is refused, instead of the allocator failing.
+    max_search_memory_mb: int = field(
+        default=0,
+        metadata=_help("memory for the search's tensors in MiB; 0: 3/4 of the free memory"),
     )
 
 

@@ -3,8 +3,11 @@
 ``nmt-preprocess`` and ``nmt-generate`` keep fairseq's flag spelling: the field ``source_lang``
 becomes ``--source-lang``. A ``bool`` field (always ``False`` by default) becomes a switch,
 an ``Enum`` field a choice, ``str | None`` an optional value, ``list[str]`` a flag that
-takes one or more values (``--inputs a.pt b.pt``). A field whose default is
-``MISSING`` is required; a field named in ``positional`` is taken as a positional argument.
+takes one or more values (``--inputs a.pt b.pt``). A field whose metadata has ``const`` takes
+an optional value, as fairseq's ``--constraints [ordered|unordered]`` does: the flag alone
+means ``const``, the flag with a value that value (argparse ``nargs="?"``). A field whose
+default is ``MISSING`` is required; a field named in ``positional`` is taken as a positional
+argument.
 """
 
 from __future__ import annotations
@@ -66,6 +69,18 @@ def build_parser(
                 required=required,
                 metavar=f.name.upper(),
                 help=help_text,
+            )
+        elif "const" in f.metadata:
+            const = f.metadata["const"]
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                type=kind,
+                nargs="?",
+                const=const,
+                default=default,
+                metavar=f.name.upper(),
+                help=f"{help_text} (default: {default}; the flag alone: {const!r})",
             )
         elif kind is bool:
             if default:

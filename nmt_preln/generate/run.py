@@ -1,14 +1,15 @@
 """``nmt-generate`` as a library call: read, translate chunk by chunk, write, score, summarize.
 
 A binarized split is translated as one chunk and printed sorted by id; raw input (``--input
-FILE`` or ``--input -``) is translated ``--buffer-size`` lines at a time and each chunk is
-written and flushed as soon as it is done, so the command streams in a pipe.
+FILE`` or ``--input -``) is translated ``--buffer-size`` lines at a time (from a pipe or a
+terminal: the lines that have arrived) and each chunk is written and flushed as soon as it is
+done, so the command streams in a pipe. A failed write (a full disk, ``> /dev/full``) is one
+:class:`OutputError` line.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 import time
@@ -24,11 +25,18 @@ from nmt_preln.generate.beam_search import Hypothesis
 from nmt_preln.generate.inputs import (
     Segmenter,
     SourceItem,
+    TargetSide,
     Warn,
     encode_lines,
     read_line_chunks,
 )
-from nmt_preln.generate.output import Translation, format_translations
+from nmt_preln.generate.options import load_align_dict, post_process, post_process_symbol, validate
+from nmt_preln.generate.output import (
+    Translation,
+    alignment_text,
+    format_translations,
+    hypothesis_pieces,
+)
 from nmt_preln.generate.scoring import CorpusScores, score_corpus
 from nmt_preln.generate.translator import (
     Ensemble,
@@ -38,29 +46,28 @@ from nmt_preln.generate.translator import (
     resolve_device,
 )
 
+__all__ = ["OutputError", "generate", "validate"]
 
-def validate(cfg: GenerateConfig) -> None:
-    """Reject inconsistent settings before anything is loaded (one line naming the option)."""
-    checks = [
-        (cfg.beam >= 1, f"--beam must be >= 1, got {cfg.beam}"),
-        (1 <= cfg.nbest <= cfg.beam, f"--nbest must be in [1, --beam={cfg.beam}], got {cfg.nbest}"),
-        (cfg.batch_size >= 1, f"--batch-size must be >= 1, got {cfg.batch_size}"),
-        (cfg.max_tokens >= 0, f"--max-tokens must be >= 0, got {cfg.max_tokens}"),
-        (cfg.buffer_size >= 1, f"--buffer-size must be >= 1, got {cfg.buffer_size}"),
-        (cfg.min_len >= 0, f"--min-len must be >= 0, got {cfg.min_len}"),
-        (cfg.max_len_a >= 0 and cfg.max_len_b >= 0, "--max-len-a/--max-len-b must be >= 0"),
-        (cfg.temperature > 0, f"--temperature must be > 0, got {cfg.temperature}"),
-        (cfg.sampling_topp <= 1.0, f"--sampling-topp must be <= 1, got {cfg.sampling_topp}"),
-        (cfg.no_repeat_ngram_size >= 0, "--no-repeat-ngram-size must be >= 0"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UserError(message)
-    for flag in ("lenpen", "unkpen", "temperature", "max_len_a", "sampling_topp"):
-        if not math.isfinite(getattr(cfg, flag)):  # NaN passes every comparison above
-            raise UserError(f"--{flag.replace('_', '-')} must be a finite number")
-    if not cfg.sampling and (cfg.sampling_topk > 0 or cfg.sampling_topp > 0):
-        raise UserError("--sampling-topk/--sampling-topp need --sampling")
+
+class OutputError(UserError):
+    """The translations could not be written (full disk, closed terminal, ...)."""
+
+
+class _Output:
+    """The output stream; a failed write or flush becomes one :class:`OutputError` line."""
+
+    def __init__(self, stream: TextIO, *, name: str) -> None:
+        self.stream = stream
+        self.name = name
+
+    def write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError:
+            raise  # the reader left (`| head`): the CLI exits quietly
+        except OSError as e:
+            raise OutputError(f"cannot write to {self.name}: {e.strerror or e}") from e
 
 
 @dataclass
@@ -88,10 +95,18 @@ class _Session:
         self.ensemble = ensemble
         self.source_lang, self.target_lang = langs
         segmented = manifest.get("segmentation", "sentencepiece") != "none"
+        self.symbol = post_process_symbol(cfg)
         self.src_seg = Segmenter(self._tokenizer(manifest, self.source_lang) if segmented else None)
+        # D- lines: SentencePiece decoding, or (pre-segmented data) fairseq's post-processing.
         self.tgt_seg = Segmenter(
             self._tokenizer(manifest, self.target_lang) if segmented else None,
-            remove_bpe=cfg.remove_bpe,
+            remove_bpe=self.symbol,
+        )
+        # fairseq: None = no replacement, {} = copy the aligned source token.
+        self.align_dict = (
+            None
+            if cfg.replace_unk is None
+            else (load_align_dict(cfg.replace_unk) if cfg.replace_unk else {})
         )
 
     def _tokenizer(self, manifest: dict[str, Any], lang: str) -> SentencePieceTokenizer:
@@ -106,35 +121,59 @@ class _Session:
             raise UserError(f"{self.cfg.data}/manifest.json: no SentencePiece model for '{lang}'")
         return SentencePieceTokenizer(os.path.join(self.cfg.data, filename))
 
-    def hyp_pieces(self, hyp: Hypothesis) -> str:
-        return self.ensemble.tgt_dict.string(hyp.tokens)
+    def post_process(self, pieces: str) -> str:
+        """What S-/T-/C-/H- lines show: the pieces, or ``--post-process``'s text."""
+        return post_process(pieces, self.symbol)
 
     def translations(
         self, items: list[SourceItem], hyps: list[list[Hypothesis]]
     ) -> list[Translation]:
         src_dict, tgt_dict = self.ensemble.src_dict, self.ensemble.tgt_dict
-        return [
-            Translation(
-                id=item.id,
-                src_pieces=src_dict.string(item.src.tolist()),
-                ref_pieces=None if item.ref is None else tgt_dict.string(item.ref.tolist()),
-                hypotheses=h,
+        translations = []
+        for item, h in zip(items, hyps, strict=True):
+            src = item.src.tolist()
+            # Copies under --replace-unk come from the pieces as read (not <unk> when the
+            # source dictionary lacks them); a binarized split only has its dictionary's.
+            src_pieces = item.src_pieces or [src_dict[t] for t in src[:-1]]
+            texts = [
+                hypothesis_pieces(
+                    hyp, tgt_dict=tgt_dict, src_pieces=src_pieces, align_dict=self.align_dict
+                )
+                for hyp in h
+            ]
+            alignments = [
+                alignment_text(hyp, src_tokens=src, kind=self.cfg.print_alignment, eos=tgt_dict.eos)
+                for hyp in h
+                if self.cfg.print_alignment
+            ]
+            translations.append(
+                Translation(
+                    id=item.id,
+                    src_pieces=src_dict.string(src),
+                    ref_pieces=None if item.ref is None else tgt_dict.string(item.ref.tolist()),
+                    hypotheses=h,
+                    pieces=texts,
+                    alignments=alignments,
+                    constraints=item.constraint_pieces,
+                )
             )
-            for item, h in zip(items, hyps, strict=True)
-        ]
+        return translations
 
 
-def _split_items(session: _Session, *, warn: Warn) -> Iterator[list[SourceItem]]:
+def _split_items(session: _Session, *, subset: str, warn: Warn) -> Iterator[list[SourceItem]]:
     cfg, limit = session.cfg, session.ensemble.max_positions
     dataset = LanguagePairDataset(
-        cfg.data, cfg.gen_subset, source_lang=session.source_lang, target_lang=session.target_lang
+        cfg.data, subset, source_lang=session.source_lang, target_lang=session.target_lang
     )
+    if dataset.tgt is None and (cfg.score_reference or cfg.prefix_size):
+        flag = "--score-reference" if cfg.score_reference else "--prefix-size"
+        raise UserError(f"{flag}: the {subset} split of {cfg.data} has no target side")
     items = []
     for i in range(len(dataset)):
         src = dataset.src[i]
         if len(src) > limit:
             warn(
-                f"{cfg.gen_subset} sentence {i}: {len(src)} tokens exceed the model's "
+                f"{subset} sentence {i}: {len(src)} tokens exceed the model's "
                 f"{limit} positions, truncated"
             )
             src = src[:limit].copy()
@@ -147,6 +186,9 @@ def _raw_items(
     session: _Session, stream: BinaryIO, *, name: str, warn: Warn
 ) -> Iterator[list[SourceItem]]:
     first_id = 0
+    target = None
+    if session.cfg.constraints:
+        target = TargetSide(segmenter=session.tgt_seg, dictionary=session.ensemble.tgt_dict)
     for lines in read_line_chunks(stream, chunk_size=session.cfg.buffer_size, name=name, warn=warn):
         yield encode_lines(
             lines,
@@ -156,6 +198,7 @@ def _raw_items(
             max_positions=session.ensemble.max_positions,
             name=name,
             warn=warn,
+            constraints=target,
         )
         first_id += len(lines)
 
@@ -228,23 +271,28 @@ def generate(
     langs = _languages(cfg, manifest, ensemble)
     check_dictionaries(ensemble, data_dir=cfg.data, source_lang=langs[0], target_lang=langs[1])
     session = _Session(cfg, ensemble=ensemble, manifest=manifest, langs=langs)
-    translator = Translator(ensemble, cfg=cfg, device=device)
+    translator = Translator(ensemble, cfg=cfg, device=device, warn=warn)
     if cfg.input is None:
-        subset, chunks = cfg.gen_subset, _split_items(session, warn=warn)
+        subset = cfg.gen_subset or "test"
+        chunks = _split_items(session, subset=subset, warn=warn)
     elif cfg.input == "-":
         subset, chunks = "interactive", _raw_items(session, stdin, name="<stdin>", warn=warn)
     else:
         subset, chunks = "interactive", _raw_file_items(session, cfg.input, warn=warn)
     totals = _Totals()
     start = time.perf_counter()
-    with _open_output(cfg, subset=subset, stdout=stdout) as out:
+    with _open_output(cfg, subset=subset, stdout=stdout) as stream:
+        out = _Output(stream, name=_output_name(cfg, subset=subset))
         for items in chunks:
             _write_chunk(session, translator, items, out=out, totals=totals)
         elapsed = time.perf_counter() - start
         scores = _score(session, totals, subset=subset)
         if scores is not None:
-            report = out if cfg.output_format == OutputFormat.fairseq else err
-            print("\n".join(scores.lines), file=report, flush=True)
+            text = "\n".join(scores.lines) + "\n"
+            if cfg.output_format == OutputFormat.fairseq:
+                out.write(text)
+            else:
+                print(text, end="", file=err, flush=True)
     rate = max(elapsed, 1e-9)
     print(
         f"Translated {totals.sentences} sentences ({totals.tokens} tokens) in {elapsed:.1f}s "
@@ -264,12 +312,18 @@ def _raw_file_items(session: _Session, path: str, *, warn: Warn) -> Iterator[lis
         yield from _raw_items(session, stream, name=path, warn=warn)
 
 
+def _output_name(cfg: GenerateConfig, *, subset: str) -> str:
+    if cfg.results_path is None:
+        return "<stdout>"
+    return os.path.join(cfg.results_path, f"generate-{subset}.txt")
+
+
 def _write_chunk(
     session: _Session,
     translator: Translator,
     items: list[SourceItem],
     *,
-    out: TextIO,
+    out: _Output,
     totals: _Totals,
 ) -> None:
     cfg = session.cfg
@@ -279,18 +333,18 @@ def _write_chunk(
             format_translations(
                 translations,
                 plain=cfg.output_format == OutputFormat.plain,
-                hypothesis_pieces=session.hyp_pieces,
                 detokenize=session.tgt_seg.decode,
+                post_process=session.post_process,
             )
         )
-        out.flush()
     for t in translations:
         totals.sentences += 1
-        best = session.hyp_pieces(t.hypotheses[0]) if t.hypotheses else ""
+        best = t.pieces[0] if t.hypotheses else ""
         totals.tokens += len(t.hypotheses[0].tokens) if t.hypotheses else 0
         if t.ref_pieces is not None:
-            totals.hyp_pieces.append(best)
-            totals.ref_pieces.append(t.ref_pieces)
+            # fairseq's BLEU4 line scores what H-/T- show; sacreBLEU the detokenized text.
+            totals.hyp_pieces.append(session.post_process(best))
+            totals.ref_pieces.append(session.post_process(t.ref_pieces))
             totals.hypotheses.append(session.tgt_seg.decode(best))
             totals.references.append(session.tgt_seg.decode(t.ref_pieces))
 

@@ -238,3 +238,54 @@ def test_average_then_load(work: Path) -> None:
     model, state = load_model_from_checkpoint(work / "avg.pt", device="cpu")
     last = load_checkpoint(ckpt / "checkpoint_last.pt")
     assert state["num_updates"] == last["num_updates"] and model.cfg.d_model == 32
+
+
+def test_interactive_pipe_translates_each_line_as_it_arrives(work: Path) -> None:
+    """The default --buffer-size 256 must not hold back a line typed into a pipe."""
+    cmd = [str(BIN / "nmt-generate"), "raw-bin", "--path", "ckpt/checkpoint_last.pt",
+           "--input", "-", "--beam", "2", "--max-len-b", "10"]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=work, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=ENV,
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    lines: queue.Queue[bytes] = queue.Queue()
+    stdout = proc.stdout
+    threading.Thread(target=lambda: [lines.put(ln) for ln in stdout], daemon=True).start()
+    answers = []
+    for i, text in enumerate([b"der hund\n", b"rot blau haus\n"]):
+        proc.stdin.write(text)  # one line; stdin stays open
+        proc.stdin.flush()
+        got = [lines.get(timeout=120) for _ in range(4)]  # S-, H-, D-, P- before more input
+        assert [ln.split(b"\t")[0] for ln in got] == [f"{k}-{i}".encode() for k in "SHDP"]
+        answers.append(got)
+    proc.stdin.close()
+    assert proc.wait(timeout=120) == 0
+    assert lines.empty() and b"Translated 2 sentences" in proc.stderr.read()
+
+
+def test_a_full_stdout_is_one_line_and_a_failure(work: Path) -> None:
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [str(BIN / "nmt-generate"), "raw-bin", "--path", "ckpt/checkpoint_last.pt",
+             "--beam", "2", "--max-len-b", "5"],
+            cwd=work, stdout=full, stderr=subprocess.PIPE, text=True, env=ENV, timeout=300,
+        )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == "nmt-generate: error: cannot write to <stdout>: No space left on device\n"
+
+
+def test_readme_interactive_example_and_file_redirect(work: Path) -> None:
+    proc = generate(work, "--input", "-", "--output-format", "plain", stdin="der hund\n")
+    assert len(proc.stdout.splitlines()) == 1 and proc.stdout.endswith("\n")
+    many = "".join(f"{w} haus\n" for w in WORDS)
+    (work / "many.de").write_text(many, encoding="utf-8")
+    with open(work / "many.de", "rb") as f:  # `< file`: a regular file, read in full chunks
+        redirected = subprocess.run(
+            [str(BIN / "nmt-generate"), "raw-bin", "--path", "ckpt/checkpoint_last.pt",
+             "--beam", "3", "--max-len-b", "20", "--input", "-", "--output-format", "plain"],
+            cwd=work, stdin=f, capture_output=True, env=ENV, timeout=300,
+        )  # fmt: skip
+    piped = generate(work, "--input", "-", "--output-format", "plain", stdin=many)
+    assert redirected.returncode == 0 and redirected.stdout.decode() == piped.stdout
+    assert len(piped.stdout.splitlines()) == len(WORDS)

@@ -23,19 +23,20 @@ def detok(text: str) -> str:
     return text.upper()
 
 
+def translation(id: int, src: str, ref: str | None, hyps: list[Hypothesis]) -> Translation:
+    return Translation(
+        id=id, src_pieces=src, ref_pieces=ref, hypotheses=hyps, pieces=[pieces(h) for h in hyps]
+    )
+
+
 def test_fairseq_lines_sorted_by_id_in_base_2() -> None:
     hyp = Hypothesis(
         tokens=[5, 6, 2],
         score=-math.log(2) * 1.5,
         positional_scores=[-math.log(2), -math.log(4), 0.0],
     )
-    items = [
-        Translation(id=3, src_pieces="a b", ref_pieces="x y", hypotheses=[hyp, hyp]),
-        Translation(id=1, src_pieces="c", ref_pieces=None, hypotheses=[hyp]),
-    ]
-    lines = format_translations(
-        items, plain=False, hypothesis_pieces=pieces, detokenize=detok
-    ).splitlines()
+    items = [translation(3, "a b", "x y", [hyp, hyp]), translation(1, "c", None, [hyp])]
+    lines = format_translations(items, plain=False, detokenize=detok).splitlines()
     assert lines[:5] == [
         "S-1\tc",
         "H-1\t-1.5\tw5 w6",
@@ -49,17 +50,11 @@ def test_fairseq_lines_sorted_by_id_in_base_2() -> None:
 
 def test_plain_lines_and_empty_inputs() -> None:
     hyp = Hypothesis(tokens=[7, 2], score=-1.0, positional_scores=[-0.5, -0.5])
-    items = [
-        Translation(id=1, src_pieces="", ref_pieces=None, hypotheses=[]),
-        Translation(id=0, src_pieces="a", ref_pieces=None, hypotheses=[hyp]),
-    ]
-    assert (
-        format_translations(items, plain=True, hypothesis_pieces=pieces, detokenize=detok)
-        == "W7\n\n"
-    )
-    fairseq = format_translations(items, plain=False, hypothesis_pieces=pieces, detokenize=detok)
+    items = [translation(1, "", None, []), translation(0, "a", None, [hyp])]
+    assert format_translations(items, plain=True, detokenize=detok) == "W7\n\n"
+    fairseq = format_translations(items, plain=False, detokenize=detok)
     assert "H-1\t0.0\t\n" in fairseq and "D-1\t0.0\t\n" in fairseq
-    assert format_translations([], plain=True, hypothesis_pieces=pieces, detokenize=detok) == ""
+    assert format_translations([], plain=True, detokenize=detok) == ""
 
 
 def test_scores() -> None:

@@ -1,0 +1,172 @@
+"""The settings of ``nmt-generate``: range checks, combinations, and what the text options mean.
+
+:func:`validate` runs before anything is loaded and rejects every setting that is out of range,
+that fairseq would refuse, or that would be accepted and then ignored (an ignored flag is a bug:
+``--gen-subset`` with ``--input``, ``--prefix-size`` without references, ...). Each problem is
+one line naming the option.
+
+:func:`post_process` is fairseq 0.12's ``post_process`` of ``--post-process``/``--remove-bpe``
+(the same option there): it turns the space-joined pieces of an S-/T-/H- line into text.
+:func:`load_align_dict` reads the ``--replace-unk`` dictionary (fairseq's format: ``src tgt``
+per line).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from nmt_preln.config import GenerateConfig
+from nmt_preln.errors import UserError
+from nmt_preln.generate.search_rules import check_search_options
+
+# fairseq 0.12.2's post-process symbols; "subword_nmt", "@@ " and "@@" all remove "@@ ".
+POST_PROCESS = ("sentencepiece", "wordpiece", "letter", "silence", "_EOW", "subword_nmt", "@@ ",
+                "@@", "none")  # fmt: skip
+SEED_MAX = 2**64 - 1  # torch.Generator.manual_seed's range (negative seeds are refused)
+
+
+def post_process(sentence: str, symbol: str | None) -> str:
+    """Apply fairseq's ``--post-process SYMBOL`` to space-joined pieces (None: unchanged).
+
+    ``sentencepiece``: drop the spaces, then each U+2581 becomes a space, then strip.
+    ``subword_nmt`` / ``@@ `` / ``@@``: delete the ``@@ `` continuation marker.
+    ``wordpiece`` / ``letter`` / ``_EOW``: the same with ``_`` / ``|`` / ``_EOW`` as the word
+    boundary; ``silence``: drop ``<SIL>``; ``none``: unchanged.
+    """
+    if symbol is None or symbol == "none":
+        return sentence
+    boundary = {"sentencepiece": "\u2581", "wordpiece": "_", "letter": "|", "_EOW": "_EOW"}
+    if symbol in boundary:
+        return sentence.replace(" ", "").replace(boundary[symbol], " ").strip()
+    if symbol == "silence":
+        return re.sub(" +", " ", sentence.replace("<SIL>", "")).strip()
+    if symbol in ("subword_nmt", "@@ ", "@@"):
+        marker = "@@ " if symbol == "subword_nmt" else symbol
+        return (sentence + " ").replace(marker, "").rstrip()
+    raise ValueError(f"unknown post-process symbol {symbol!r}")  # validate() refuses it first
+
+
+def post_process_symbol(cfg: GenerateConfig) -> str | None:
+    """The one post-process setting of ``--post-process`` / ``--remove-bpe`` (fairseq aliases)."""
+    return cfg.post_process if cfg.post_process is not None else cfg.remove_bpe
+
+
+def load_align_dict(path: str) -> dict[str, str]:
+    """Read a ``--replace-unk`` dictionary: one ``source_token target_token`` pair per line.
+
+    Raises:
+        UserError: the file is unreadable, or a line does not hold two tokens (naming it).
+    """
+    table: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                cols = line.split()
+                if not cols:
+                    continue
+                if len(cols) != 2:
+                    raise UserError(
+                        f"--replace-unk {path}: line {number}: expected 'source target', "
+                        f"got {len(cols)} fields"
+                    )
+                table[cols[0]] = cols[1]
+    except OSError as e:
+        raise UserError(f"--replace-unk {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise UserError(f"--replace-unk {path}: not UTF-8 text ({e.reason})") from e
+    return table
+
+
+def _range_checks(cfg: GenerateConfig) -> list[tuple[bool, str]]:
+    return [
+        (cfg.beam >= 1, f"--beam must be >= 1, got {cfg.beam}"),
+        (1 <= cfg.nbest <= cfg.beam, f"--nbest must be in [1, --beam={cfg.beam}], got {cfg.nbest}"),
+        (cfg.batch_size >= 1, f"--batch-size must be >= 1, got {cfg.batch_size}"),
+        (cfg.max_tokens >= 0, f"--max-tokens must be >= 0, got {cfg.max_tokens}"),
+        (cfg.buffer_size >= 1, f"--buffer-size must be >= 1, got {cfg.buffer_size}"),
+        (cfg.min_len >= 0, f"--min-len must be >= 0, got {cfg.min_len}"),
+        (cfg.max_len_a >= 0 and cfg.max_len_b >= 0, "--max-len-a/--max-len-b must be >= 0"),
+        (cfg.temperature > 0, f"--temperature must be > 0, got {cfg.temperature}"),
+        (cfg.sampling_topp <= 1.0, f"--sampling-topp must be <= 1, got {cfg.sampling_topp}"),
+        (cfg.no_repeat_ngram_size >= 0, "--no-repeat-ngram-size must be >= 0"),
+        (0 <= cfg.seed <= SEED_MAX, f"--seed must be in [0, 2**64-1], got {cfg.seed}"),
+        (cfg.prefix_size >= 0, f"--prefix-size must be >= 0, got {cfg.prefix_size}"),
+        (
+            cfg.diverse_beam_groups == -1 or cfg.diverse_beam_groups >= 1,
+            f"--diverse-beam-groups must be -1 (off) or >= 1, got {cfg.diverse_beam_groups}",
+        ),
+        (cfg.max_search_memory_mb >= 0, "--max-search-memory-mb must be >= 0 (0: automatic)"),
+    ]
+
+
+def _choice_checks(cfg: GenerateConfig) -> list[tuple[bool, str]]:
+    def one_of(flag: str, value: str | None, choices: tuple[str, ...]) -> tuple[bool, str]:
+        names = ", ".join(repr(c) for c in choices)
+        return value is None or value in choices, f"--{flag} must be one of {names}, got {value!r}"
+
+    checks = [
+        one_of("constraints", cfg.constraints, ("ordered", "unordered")),
+        one_of("print-alignment", cfg.print_alignment, ("hard", "soft")),
+        one_of("post-process", cfg.post_process, POST_PROCESS),
+        one_of("remove-bpe", cfg.remove_bpe, POST_PROCESS),
+    ]
+    # fairseq spells one option two ways; two different values cannot both be meant.
+    same = {"subword_nmt": "@@ "}
+    pp, rb = cfg.post_process, cfg.remove_bpe
+    checks.append(
+        (
+            pp is None or rb is None or same.get(pp, pp) == same.get(rb, rb),
+            f"--post-process {pp!r} and --remove-bpe {rb!r} are the same option; give one",
+        )
+    )
+    return checks
+
+
+def _combination_checks(cfg: GenerateConfig) -> list[tuple[bool, str]]:
+    raw = cfg.input is not None
+    groups = cfg.diverse_beam_groups if cfg.diverse_beam_groups > 0 else 0
+    return [
+        (not (raw and cfg.gen_subset is not None), "--gen-subset selects a binarized split; "
+         "it cannot be combined with --input (which translates raw text)"),
+        (not (raw and cfg.score_reference), "--score-reference needs the references of a "
+         "binarized split (--gen-subset); raw --input has none"),
+        (not (raw and cfg.prefix_size), "--prefix-size takes the prefix from the references of a "
+         "binarized split; raw --input has none (fairseq-interactive ignores it)"),
+        (not (cfg.constraints and not raw), "--constraints reads them from the tab-separated "
+         "columns of --input lines (fairseq-interactive's format); a binarized split has none"),
+        (not (cfg.score_reference and (cfg.sampling or cfg.constraints or groups or
+              cfg.prefix_size)), "--score-reference does no search: it cannot be combined with "
+         "--sampling, --constraints, --diverse-beam-groups or --prefix-size"),
+        (not (cfg.score_reference and cfg.nbest > 1), "--score-reference gives one hypothesis "
+         "(the reference); --nbest must be 1"),
+        (not (cfg.constraints and (cfg.sampling or groups)), "--constraints needs plain beam "
+         "search: not with --sampling or --diverse-beam-groups"),
+        (not (groups and cfg.sampling), "--diverse-beam-groups and --sampling exclude each other"),
+        (not groups or cfg.beam % groups == 0, f"--beam {cfg.beam} must be a multiple of "
+         f"--diverse-beam-groups {groups}"),
+        (groups > 0 or cfg.diverse_beam_strength == 0.5, "--diverse-beam-strength needs "
+         "--diverse-beam-groups"),
+        (cfg.sampling or (cfg.sampling_topk <= 0 and cfg.sampling_topp <= 0),
+         "--sampling-topk/--sampling-topp need --sampling"),
+    ]  # fmt: skip
+
+
+def validate(cfg: GenerateConfig) -> None:
+    """Reject inconsistent settings before anything is loaded (one line naming the option).
+
+    Raises:
+        UserError: the first problem found.
+    """
+    for ok, message in _range_checks(cfg) + _choice_checks(cfg):
+        if not ok:
+            raise UserError(message)
+    floats = ("lenpen", "unkpen", "temperature", "max_len_a", "sampling_topp",
+              "diverse_beam_strength")  # fmt: skip
+    for flag in floats:
+        if not math.isfinite(getattr(cfg, flag)):  # NaN passes every comparison above
+            raise UserError(f"--{flag.replace('_', '-')} must be a finite number")
+    for ok, message in _combination_checks(cfg):
+        if not ok:
+            raise UserError(message)
+    check_search_options(cfg)  # the search's own rules (a no-op after the checks above)
