@@ -28,6 +28,16 @@ _REQUIRED_KEYS = {
 }
 
 
+def _looks_like_fairseq(data_dir: str) -> bool:
+    """dict.*.txt and split .idx files, and nothing of an unfinished nmt-preprocess: no staging
+    directory (``.partial-*``), no SentencePiece model (fairseq data is segmented outside)."""
+    names = os.listdir(data_dir)
+    if any(name.startswith((".partial-", "spm")) for name in names):
+        return False
+    has_dict = any(name.startswith("dict.") and name.endswith(".txt") for name in names)
+    return has_dict and any(name.endswith(".idx") for name in names)
+
+
 def load_manifest(data_dir: str) -> dict[str, Any]:
     """Read ``DATA_DIR/manifest.json``, the mark of a finished dataset.
 
@@ -38,6 +48,11 @@ def load_manifest(data_dir: str) -> dict[str, Any]:
         raise UserError(f"{data_dir}: data directory not found")
     path = os.path.join(data_dir, MANIFEST)
     if not os.path.isfile(path):
+        if _looks_like_fairseq(data_dir):
+            raise UserError(
+                f"{data_dir}: no {MANIFEST}: it looks like a fairseq data-bin; adopt it with "
+                f"`nmt-import fairseq-data {data_dir}` (writes the manifest, keeps the binaries)"
+            )
         raise UserError(
             f"{data_dir}: no {MANIFEST}: not a finished nmt-preprocess data directory "
             f"(did nmt-preprocess fail, or is it still running?)"
