@@ -77,6 +77,48 @@ def test_train_setting_errors(override: str, names: str, tmp_path: Path) -> None
     assert MISSING_DATA not in line, f"the data was read first: {line}"
 
 
+# The command line does not compose into a TrainConfig: argparse's usage-error status, 2.
+TRAIN_USAGE_ERRORS = [
+    ("+max_epochs=5", "did you mean 'max_epoch'?"),
+    ("+optim.learning_rate=1e-3", "did you mean 'optim.lr'?"),
+    ("bogus_key=1", "bogus_key"),
+    ("optim.lr=abc", "optim.lr"),
+    ("optim.name=lamb", "optim.name"),
+    ("schedule=nonexistent", "schedule/nonexistent"),
+    ("--max-update abc", "--max-update abc"),
+    ("--max-updates 100", "max_update=100"),
+    ("--arch lstm", "--arch lstm"),
+    ("--encoder-normalize-before", "--decoder-normalize-before"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "names"), TRAIN_USAGE_ERRORS, ids=[r[0] for r in TRAIN_USAGE_ERRORS]
+)
+def test_train_usage_errors_exit_2(args: str, names: str, tmp_path: Path) -> None:
+    argv = [*TINY_TRAIN, f"data.path={MISSING_DATA}", f"checkpoint.save_dir={tmp_path / 's'}"]
+    result = run_main(train_cli.main, [*argv, *args.split()])
+    line = assert_clean_failure(result, "nmt-train")
+    assert names in line, line
+    assert result.code == 2, line
+
+
+@pytest.mark.parametrize("override", ["optim.lr=-1", "update_freq=0", "schedule=linear"])
+def test_train_values_out_of_range_exit_1(override: str, tmp_path: Path) -> None:
+    argv = [*TINY_TRAIN, f"data.path={MISSING_DATA}", f"checkpoint.save_dir={tmp_path / 's'}"]
+    result = run_main(train_cli.main, [*argv, override])
+    assert_clean_failure(result, "nmt-train")
+    assert result.code == 1
+
+
+def test_train_missing_data_names_the_setting_after_the_settings(tmp_path: Path) -> None:
+    argv = [*TINY_TRAIN, f"data.path={MISSING_DATA}", f"checkpoint.save_dir={tmp_path / 's'}"]
+    result = run_main(train_cli.main, argv)
+    line = assert_clean_failure(result, "nmt-train")
+    assert f"data.path={MISSING_DATA}: {MISSING_DATA} does not exist" in line
+    assert result.code == 1
+
+
 def test_train_without_arch_or_data_path() -> None:
     line = assert_clean_failure(run_main(train_cli.main, ["optim.lr=1e-3"]), "nmt-train")
     assert "+arch=" in line

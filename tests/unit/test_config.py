@@ -6,7 +6,13 @@ import dataclasses
 
 import pytest
 
-from nmt_preln.compose import compose_config, compose_train_config, group_options, to_dataclass
+from nmt_preln.compose import (
+    UsageError,
+    compose_config,
+    compose_train_config,
+    group_options,
+    to_dataclass,
+)
 from nmt_preln.config import (
     GenerateConfig,
     NormPosition,
@@ -142,3 +148,55 @@ def test_list_fields_take_several_values() -> None:
         AverageConfig, ["--inputs", "a.pt", "b.pt", "--output", "avg.pt"], prog="a", description=""
     )
     assert cfg.inputs == ["a.pt", "b.pt"] and cfg.output == "avg.pt"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+max_epochs=5", "unknown setting 'max_epochs' (did you mean 'max_epoch'?)"),
+        ("max_epochs=5", "unknown setting 'max_epochs' (did you mean 'max_epoch'?)"),
+        ("++max_epochs=5", "unknown setting 'max_epochs' (did you mean 'max_epoch'?)"),
+        (
+            "+optim.learning_rate=1e-3",
+            "unknown setting 'optim.learning_rate' (did you mean 'optim.lr'?)",
+        ),
+        ("+max_tokens=100", "did you mean 'data.max_tokens'?"),
+        ("+optim.warmup_updates=0", "did you mean 'schedule.warmup_updates'?"),
+        ("+arch.dmodel=16", "did you mean 'arch.d_model'?"),
+        ("+arch.bogus=1", "unknown setting 'arch.bogus'"),
+        ("hydra.job.chdir=true", "hydra settings have no effect"),
+    ],
+)
+def test_keys_no_dataclass_has_fail_plus_or_not(override: str, message: str) -> None:
+    with pytest.raises(UsageError) as info:
+        compose_train_config([*BASE, override])
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_plus_groups_and_list_items_are_not_unknown_settings() -> None:
+    cfg, _ = compose_train_config(
+        ["+experiment=cpu/preln_adam_5e-4_stepdecay", "data.path=d", "optim.betas.1=0.99"]
+    )
+    assert cfg.optim.betas[1] == 0.99
+    cfg, _ = compose_train_config(["+arch=postln_tiny", "data=toy"])
+    assert cfg.data.path == "demo/data-bin"
+
+
+def test_unknown_keys_of_a_composed_config_are_found_at_any_depth() -> None:
+    from omegaconf import OmegaConf
+
+    from nmt_preln.config_tree import unknown_keys
+
+    cfg = OmegaConf.create(
+        {"max_epoch": 1, "max_epochs": 2, "data": {"path": "x", "bogus": 1}, "arch": {"x": 1}}
+    )
+    assert sorted(unknown_keys(cfg, TrainConfig)) == ["arch.x", "data.bogus", "max_epochs"]
+
+
+def test_help_text_comes_from_the_dataclasses() -> None:
+    from nmt_preln.config import OptimConfig
+    from nmt_preln.config_tree import field_help, settings
+
+    assert field_help(OptimConfig, "lr").startswith("peak learning rate")
+    assert field_help(GenerateConfig, "beam") == "beam size; 1 is greedy"  # metadata
+    assert {s.key for s in settings(TrainConfig)} >= {"arch.d_model", "optim.lr", "seed"}
