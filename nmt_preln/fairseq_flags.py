@@ -31,8 +31,9 @@ class Flag:
         key: the setting its value goes to (``"max_update"``), or None when only ``presets``
             (or nothing: a flag for what nmt-train always does) apply.
         switch: for a flag without a value, the value it writes to ``key`` (``"true"``).
-        presets: fairseq value -> the overrides it stands for; the first is the choice itself,
-            the others are fairseq's defaults that differ from ours (explicit flags win).
+        presets: fairseq value -> the overrides it stands for; the first is the choice itself
+            ("" when there is none to make), the others are fairseq's defaults that differ from
+            ours (explicit flags win over them).
         requires: another flag (``"--x"``, or ``"--x=value"``) without which this one would
             not mean what it means in fairseq.
         note: how it differs from fairseq, if at all.
@@ -72,8 +73,12 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "--criterion",
         None,
-        presets={"label_smoothed_cross_entropy": ()},
-        note="the only loss; `--label-smoothing 0` is plain cross-entropy",
+        # fairseq's --label-smoothing defaults to 0 (ours: 0.1); "" = nothing to choose.
+        presets={
+            "label_smoothed_cross_entropy": ("", "label_smoothing=0.0"),
+            "cross_entropy": ("", "label_smoothing=0.0"),
+        },
+        note="the loss is always label-smoothed cross-entropy; fairseq's default epsilon is 0",
     ),
     Flag(
         "--arch",

@@ -104,7 +104,7 @@ def _metavar(setting: Setting) -> str:
 def _flag_rows(entry: Flag) -> list[tuple[str, str]]:
     """(``--flag VALUE``, ``what it sets``) rows of one fairseq flag."""
     rows = [
-        (f"{entry.flag} {value}", " ".join(sets) or "(always)")
+        (f"{entry.flag} {value}", " ".join(filter(None, sets)) or "(always)")
         for value, sets in entry.presets.items()
     ]
     if entry.key is None and entry.switch is not None:

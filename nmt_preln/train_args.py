@@ -15,6 +15,7 @@ Every value is checked against the setting's type here, so the error names the f
 
 from __future__ import annotations
 
+import functools
 import json
 import typing
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ def _setting(key: str) -> Setting:
     return next(s for s in settings(TrainConfig) if s.key == key)
 
 
+@functools.cache
 def by_last_name() -> dict[str, list[Setting]]:
     """``{"--decay-epoch": [schedule.decay_epoch], "--name": [arch.name, optim.name, ...]}``."""
     found: dict[str, list[Setting]] = {}
@@ -129,7 +131,7 @@ def _table_overrides(entry: Flag, value: str | None) -> Overrides:
         return ((f"{entry.key}={entry.switch}",) if entry.key else ()), ()
     if value in entry.presets:
         preset = entry.presets[value]
-        return preset[:1], preset[1:]
+        return tuple(filter(None, preset[:1])), preset[1:]
     if entry.flag == "--eval-bleu-args":
         return _eval_bleu_args(value), ()
     if entry.key is None:

@@ -58,7 +58,7 @@ def compose(args: list[str]) -> TrainConfig:
 
 def mapped_keys() -> list[str]:
     keys = [f.key for f in FLAGS if f.key]
-    keys += [o.split("=")[0].lstrip("+") for f in FLAGS for p in f.presets.values() for o in p]
+    keys += [o.split("=")[0].lstrip("+") for f in FLAGS for p in f.presets.values() for o in p if o]
     return keys + list(KEY_ALIASES.values()) + list(EVAL_BLEU_ARGS.values())
 
 
@@ -119,6 +119,9 @@ def test_an_explicit_flag_wins_over_a_preset_in_any_order() -> None:
     assert before.arch.dropout == after.arch.dropout == 0.25
     adam = compose([*BASE, "--weight-decay", "0.01", "--optimizer", "adam"])
     assert adam.optim.weight_decay == 0.01 and adam.optim.betas == [0.9, 0.999]
+    criterion = ["--criterion", "label_smoothed_cross_entropy"]
+    assert compose([*BASE, *criterion]).label_smoothing == 0.0  # fairseq's default epsilon
+    assert compose([*BASE, "--label-smoothing", "0.2", *criterion]).label_smoothing == 0.2
 
 
 @pytest.mark.parametrize(
