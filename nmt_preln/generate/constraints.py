@@ -243,8 +243,9 @@ def constrained_candidates(
         state.index(parents.view(-1)), tokens.view(-1), sent=row_sent[parents.view(-1)]
     )
     banks = table.bank(after, row_sent[parents.view(-1)]).view(n, -1)  # (n, c')
-    keys = beams * vocab + tokens  # (n, c') equal for the same continuation
-    order = _allocation_order(scores, keys, banks, top_bank=table.most_tokens)[:, :width]
+    # The three sources propose some continuations twice: keep one of each.
+    scores = scores.masked_fill(_duplicates(beams * vocab + tokens), NEG_INF)
+    order = _allocation_order(scores, banks, top_bank=table.most_tokens)[:, :width]
     flat = (order + torch.arange(n, device=sent.device)[:, None] * scores.size(1)).view(-1)
     return (
         scores.gather(1, order),
@@ -285,30 +286,33 @@ def _proposals(total: Tensor, next_tokens: Tensor, *, width: int) -> tuple[Tenso
     return scores, beams, tokens
 
 
-def _allocation_order(scores: Tensor, keys: Tensor, banks: Tensor, *, top_bank: int) -> Tensor:
-    """``(n, c')`` candidate indices: round-robin over banks (fullest first), best first.
-
-    The best of the fullest bank comes first, then the best of the next bank ... then the
-    second best of the fullest bank, and so on. Duplicates (equal ``keys``: the same beam
-    and token proposed twice) and ``-inf`` candidates go last. Banks are ``<= top_bank``.
-    """
-    n, c = scores.shape
-    positions = torch.arange(c, device=scores.device).expand(n, c)
+def _duplicates(keys: Tensor) -> Tensor:
+    """``(n, c')`` bool: the key occurred earlier in its row (all but one of equal keys)."""
     by_key = keys.argsort(dim=1, stable=True)  # (n, c')
     sorted_keys = keys.gather(1, by_key)
     repeat = torch.zeros_like(keys, dtype=torch.bool)
     repeat[:, 1:] = sorted_keys[:, 1:] == sorted_keys[:, :-1]
-    duplicate = torch.zeros_like(repeat).scatter(1, by_key, repeat)  # (n, c')
-    valid = torch.isfinite(scores) & ~duplicate
-    banks = banks.masked_fill(~valid, -1)
+    return torch.zeros_like(repeat).scatter(1, by_key, repeat)
+
+
+def _allocation_order(scores: Tensor, banks: Tensor, *, top_bank: int) -> Tensor:
+    """``(n, c')`` candidate indices: round-robin over banks (fullest first), best first.
+
+    The best of the fullest bank comes first, then the best of the next bank ... then the
+    second best of the fullest bank, and so on; ``-inf`` candidates go last. Banks are
+    ``<= top_bank``.
+    """
+    n, c = scores.shape
+    positions = torch.arange(c, device=scores.device).expand(n, c)
+    banks = banks.masked_fill(~torch.isfinite(scores), -1)
     by_score = scores.argsort(dim=1, descending=True, stable=True)
     by_bank = banks.gather(1, by_score).argsort(dim=1, descending=True, stable=True)
     order = by_score.gather(1, by_bank)
     ranked_banks = banks.gather(1, order)  # (n, c') bank desc, then score desc
-    first = torch.ones_like(valid)
+    first = torch.ones_like(ranked_banks, dtype=torch.bool)
     first[:, 1:] = ranked_banks[:, 1:] != ranked_banks[:, :-1]
     rank = positions - (positions * first).cummax(dim=1).values  # place within its bank
     top = top_bank + 2
     stripe = rank * top + (top - 1 - ranked_banks)
-    stripe = stripe.masked_fill(ranked_banks < 0, c * top + top)  # invalid: after everything
+    stripe = stripe.masked_fill(ranked_banks < 0, c * top + top)  # -inf: after everything
     return order.gather(1, stripe.argsort(dim=1, stable=True))
