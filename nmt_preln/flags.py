@@ -104,7 +104,8 @@ def build_parser(
                 default=default,
                 required=required,
                 metavar=f.name.upper(),
-                help=f"{help_text} (default: {default})",
+                # A help text that states its own default ("default: test") keeps it alone.
+                help=help_text if "default:" in help_text else f"{help_text} (default: {default})",
             )
     return parser
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 
-from nmt_preln.config import GenerateConfig
+from nmt_preln.config import GenerateConfig, OutputFormat
 from nmt_preln.errors import UserError
 from nmt_preln.generate.search_rules import check_search_options
 
@@ -143,6 +143,8 @@ def _combination_checks(cfg: GenerateConfig) -> list[tuple[bool, str]]:
         (not (cfg.constraints and (cfg.sampling or groups)), "--constraints needs plain beam "
          "search: not with --sampling or --diverse-beam-groups"),
         (not (groups and cfg.sampling), "--diverse-beam-groups and --sampling exclude each other"),
+        (not (cfg.print_alignment and cfg.output_format == OutputFormat.plain), "--print-alignment "
+         "writes A- lines, which --output-format plain does not have"),
         (not groups or cfg.beam % groups == 0, f"--beam {cfg.beam} must be a multiple of "
          f"--diverse-beam-groups {groups}"),
         (groups > 0 or cfg.diverse_beam_strength == 0.5, "--diverse-beam-strength needs "

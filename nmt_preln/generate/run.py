@@ -272,13 +272,7 @@ def generate(
     check_dictionaries(ensemble, data_dir=cfg.data, source_lang=langs[0], target_lang=langs[1])
     session = _Session(cfg, ensemble=ensemble, manifest=manifest, langs=langs)
     translator = Translator(ensemble, cfg=cfg, device=device, warn=warn)
-    if cfg.input is None:
-        subset = cfg.gen_subset or "test"
-        chunks = _split_items(session, subset=subset, warn=warn)
-    elif cfg.input == "-":
-        subset, chunks = "interactive", _raw_items(session, stdin, name="<stdin>", warn=warn)
-    else:
-        subset, chunks = "interactive", _raw_file_items(session, cfg.input, warn=warn)
+    subset, chunks = _chunks(session, stdin=stdin, warn=warn)
     totals = _Totals()
     start = time.perf_counter()
     with _open_output(cfg, subset=subset, stdout=stdout) as stream:
@@ -301,6 +295,19 @@ def generate(
         flush=True,
     )
     return scores
+
+
+def _chunks(
+    session: _Session, *, stdin: BinaryIO, warn: Warn
+) -> tuple[str, Iterator[list[SourceItem]]]:
+    """The name of what is translated (a split, or "interactive") and its chunks."""
+    cfg = session.cfg
+    if cfg.input is None:
+        subset = cfg.gen_subset or "test"
+        return subset, _split_items(session, subset=subset, warn=warn)
+    if cfg.input == "-":
+        return "interactive", _raw_items(session, stdin, name="<stdin>", warn=warn)
+    return "interactive", _raw_file_items(session, cfg.input, warn=warn)
 
 
 def _raw_file_items(session: _Session, path: str, *, warn: Warn) -> Iterator[list[SourceItem]]:

@@ -86,6 +86,7 @@ def test_post_process_matches_fairseq() -> None:
         (["--diverse-beam-groups", "2", "--beam", "4", "--sampling"], "--sampling"),
         (["--prefix-size", "-1"], "--prefix-size"),
         (["--max-search-memory-mb", "-5"], "--max-search-memory-mb"),
+        (["--print-alignment", "--output-format", "plain"], "--print-alignment"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else v,
 )
