@@ -53,10 +53,16 @@ def _optimizer(c: Fields, value: Any, params: list[torch.nn.Parameter] | None) -
     if len(set(ids)) != len(ids) or (n_params is not None and len(ids) != n_params):
         expected = "each once" if n_params is None else f"0..{n_params - 1} each once"
         c.fail("optimizer.param_groups", f"list the parameters {ids[:8]}..., expected {expected}")
+    keys: set[str] | None = None
     for pid, entry in c.mapping(optimizer["state"], "optimizer.state").items():
         field = f"optimizer.state.{pid}"
         if pid not in ids:
             c.fail(field, "is the state of a parameter no param group lists")
+        # One optimizer keeps the same moments for every parameter: a lost one would only
+        # fail (KeyError) at the first step.
+        if keys is not None and set(c.mapping(entry, field)) != keys:
+            c.fail(field, f"has {sorted(entry)}, the other parameters {sorted(keys)}")
+        keys = set(c.mapping(entry, field))
         for key, item in c.mapping(entry, field).items():
             if not isinstance(item, torch.Tensor):
                 c.number(item, f"{field}.{key}", low=0.0)
