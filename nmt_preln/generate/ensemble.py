@@ -2,9 +2,11 @@
 
 The search in :mod:`nmt_preln.generate.beam_search` only sees a :class:`StepScorer`: feed it the
 last token of every row, get ``(rows, vocab)`` float32 log-probabilities back, and tell it which
-rows survive (``reorder``). :class:`EnsembleScorer` implements that over the decoding interface of
-:class:`nmt_preln.models.transformer.Transformer` (``encode`` / ``init_cache`` / ``decode_step``
-/ ``decode``), written here as the :class:`DecodingModel` protocol so tests can use fake models.
+rows survive (``reorder``); ``step_with_attention`` also returns the attention that
+``--print-alignment`` needs. :class:`EnsembleScorer` implements that over the decoding
+interface of :class:`nmt_preln.models.transformer.Transformer` (``encode`` / ``init_cache`` /
+``decode_step`` / ``decode`` and their ``*_with_attention`` twins), written here as the
+:class:`DecodingModel` protocol so tests can use fake models.
 
 Ensembles average probabilities, like fairseq: ``log p(y) = logsumexp_m log p_m(y) - log M``.
 """

@@ -186,10 +186,12 @@ class MultiheadAttention(nn.Module):
         Returns:
             (batch, tgt_len, src_len) float32, mean over heads of softmax(q k^T / sqrt(Dh)).
         """
-        scores = q.float() @ k.float().transpose(-1, -2) * self.head_dim**-0.5  # (B, H, T, S)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, -math.inf)  # (B, H, T, S)
-        return scores.softmax(dim=-1).mean(dim=1)  # (B, T, S)
+        # Autocast would run this matmul in half precision whatever the inputs' dtype.
+        with torch.autocast(q.device.type, enabled=False):
+            scores = q.float() @ k.float().transpose(-1, -2) * self.head_dim**-0.5  # (B,H,T,S)
+            if mask is not None:
+                scores = scores.masked_fill(~mask, -math.inf)  # (B, H, T, S)
+            return scores.softmax(dim=-1).mean(dim=1)  # (B, T, S)
 
     def forward(self, x: Tensor, *, mask: Tensor | None = None, causal: bool = False) -> Tensor:
         """Self-attention: x (B, T, D) -> (B, T, D); ``mask``, ``causal`` as in :meth:`attend`."""
