@@ -141,6 +141,12 @@ class HardwareConfig:
     fp16_init_scale: float = 128.0
     fp16_scale_window: int = 2000  # updates without overflow before the loss scale doubles
     min_loss_scale: float = 1e-4  # stop with an error when the fp16 loss scale falls below this
+    # How long a DDP collective waits for a rank that stopped answering (hung, SIGSTOPped,
+    # lost node) before every rank fails with an error. The longest legitimate gap between
+    # two collectives is rank 0 writing checkpoints or a first torch.compile (minutes at
+    # most); torch's 30-minute default (NCCL: 10) wastes that long on a dead job. 10 minutes
+    # covers a multi-GB save on a slow disk and still frees the GPUs for torchrun's restart.
+    ddp_timeout_minutes: float = 10.0
 
 
 @dataclass
@@ -153,6 +159,19 @@ class CheckpointConfig:
     resume: bool = True  # continue from save_dir/checkpoint_last.pt when it exists
     restore_file: str | None = None  # start from this checkpoint instead
     best_metric: str = "loss"  # "loss" (lower is better) or "bleu" (higher is better)
+    # A new run from these weights only (used when save_dir has no checkpoint_last.pt yet;
+    # afterwards the run resumes normally). Everything else starts fresh, as in fairseq.
+    finetune_from_model: str | None = None
+    # What not to take from the checkpoint that is loaded (fairseq's --reset-* flags).
+    reset_optimizer: bool = False  # fresh optimizer, loss scaler and update count
+    reset_lr_scheduler: bool = False  # fresh schedule state (e.g. the step decay's start)
+    reset_dataloader: bool = False  # start at epoch 1, batch 0
+    reset_meters: bool = False  # forget the best metric and the patience count
+
+
+class LogFormat(StrEnum):
+    text = "text"  # "<time> | epoch 001 | update 000100 | loss ..." lines
+    json = "json"  # one JSON object per line on stdout (fairseq's --log-format json)
 
 
 @dataclass
@@ -172,8 +191,16 @@ class TrainConfig:
     patience: int = -1  # stop after this many validations without improvement; -1 never
     validate_interval: int = 1  # epochs
     validate_interval_updates: int = 0  # 0 disables mid-epoch validation
-    validate_bleu: bool = False  # also decode the valid set greedily and report BLEU
+    validate_bleu: bool = False  # also decode the valid set and report BLEU
+    # The search of validation BLEU (fairseq's --eval-bleu-args), decoded by nmt-generate's
+    # Translator: output length at most max_len_a * source length + max_len_b.
+    validate_bleu_beam: int = 1
+    validate_bleu_lenpen: float = 1.0
+    validate_bleu_max_len_a: float = 1.2
+    validate_bleu_max_len_b: int = 10
+    validate_bleu_print_samples: int = 0  # print the first N translations at every validation
     log_interval: int = 100  # updates between log lines
+    log_format: LogFormat = LogFormat.text
     tensorboard_dir: str | None = None  # None: <save_dir>/tensorboard
     log_layer_grad_norms: bool = True  # per-layer FFN/attention gradient norms in TensorBoard
     progress_bar: bool = True  # a tqdm-like bar on a terminal; plain log lines otherwise

@@ -7,15 +7,26 @@ in ``optim.lr`` fails in a second rather than after loading WMT and building the
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
-from nmt_preln.config import Optimizer, TrainConfig
+from nmt_preln.config import CheckpointConfig, Optimizer, TrainConfig
 from nmt_preln.errors import UserError
 from nmt_preln.models.transformer import check_model_config
 from nmt_preln.train.checkpoint import LAST
 from nmt_preln.train.schedule import validate_schedule
 
 BEST_METRICS = ("loss", "nll", "ppl", "bleu")
+RESETS = ("optimizer", "lr_scheduler", "dataloader", "meters")
+# numpy's legacy seeding (np.random.seed) takes 0 .. 2**32 - 1; torch takes more.
+MAX_SEED = 2**32 - 1
+# The validate_bleu_* settings and their defaults: changing one without validate_bleu=true
+# would be accepted and do nothing.
+_BLEU_SETTINGS = {
+    f.name: f.default
+    for f in dataclasses.fields(TrainConfig)
+    if f.name.startswith("validate_bleu_")
+}
 
 
 def check_train_config(cfg: TrainConfig) -> None:
@@ -26,14 +37,30 @@ def check_train_config(cfg: TrainConfig) -> None:
     """
     check_model_config(cfg.arch)
     validate_schedule(cfg.schedule, max_update=cfg.max_update)
-    for bad, message in _range_problems(cfg):
+    for bad, message in _range_problems(cfg) + _bleu_problems(cfg):
         if bad:
             raise UserError(message)
-    restore = cfg.checkpoint.restore_file
-    last = os.path.join(cfg.checkpoint.save_dir, LAST)
-    resuming = cfg.checkpoint.resume and os.path.isfile(last)
-    if restore and not resuming and not os.path.isfile(restore):
-        raise UserError(f"checkpoint.restore_file={restore}: no such file")
+    _check_restore(cfg.checkpoint)
+
+
+def _check_restore(c: CheckpointConfig) -> None:
+    """restore_file / finetune_from_model: exclusive, and present when they will be read."""
+    resets = [f"checkpoint.reset_{k}" for k in RESETS if getattr(c, f"reset_{k}")]
+    if c.finetune_from_model and c.restore_file:
+        raise UserError(
+            "checkpoint.finetune_from_model and checkpoint.restore_file cannot be used together "
+            "(fine-tuning starts a new run from weights only; restore_file continues one)"
+        )
+    if c.finetune_from_model and resets:
+        raise UserError(
+            f"checkpoint.finetune_from_model resets the optimizer, lr scheduler, dataloader and "
+            f"meters already; drop {', '.join(resets)}"
+        )
+    resuming = c.resume and os.path.isfile(os.path.join(c.save_dir, LAST))
+    for option in ("restore_file", "finetune_from_model"):
+        path = getattr(c, option)
+        if path and not resuming and not os.path.isfile(path):
+            raise UserError(f"checkpoint.{option}={path}: no such file")
 
 
 def _range_problems(cfg: TrainConfig) -> list[tuple[bool, str]]:
@@ -42,6 +69,7 @@ def _range_problems(cfg: TrainConfig) -> list[tuple[bool, str]]:
         len(o.betas) == 2 and all(0.0 <= b < 1.0 for b in o.betas)
     )
     return [
+        (not 0 <= cfg.seed <= MAX_SEED, f"seed={cfg.seed} must be in [0, {MAX_SEED}]"),
         (cfg.update_freq < 1, f"update_freq={cfg.update_freq} must be >= 1"),
         (cfg.max_epoch < 0 or cfg.max_update < 0, "max_epoch and max_update must be >= 0"),
         (cfg.validate_interval < 1, f"validate_interval={cfg.validate_interval} must be >= 1"),
@@ -78,4 +106,27 @@ def _range_problems(cfg: TrainConfig) -> list[tuple[bool, str]]:
         (not h.fp16_init_scale > 0, "hardware.fp16_init_scale must be > 0"),
         (h.fp16_scale_window < 1, "hardware.fp16_scale_window must be >= 1"),
         (not h.min_loss_scale > 0, "hardware.min_loss_scale must be > 0"),
+        (
+            not h.ddp_timeout_minutes > 0,
+            f"hardware.ddp_timeout_minutes={h.ddp_timeout_minutes} must be > 0",
+        ),
+    ]
+
+
+def _bleu_problems(cfg: TrainConfig) -> list[tuple[bool, str]]:
+    changed = [k for k, v in _BLEU_SETTINGS.items() if getattr(cfg, k) != v]
+    return [
+        (
+            bool(changed) and not cfg.validate_bleu,
+            f"{', '.join(changed)} needs validate_bleu=true",
+        ),
+        (cfg.validate_bleu_beam < 1, f"validate_bleu_beam={cfg.validate_bleu_beam} must be >= 1"),
+        (
+            cfg.validate_bleu_max_len_a < 0 or cfg.validate_bleu_max_len_b < 0,
+            "validate_bleu_max_len_a and validate_bleu_max_len_b must be >= 0",
+        ),
+        (
+            cfg.validate_bleu_print_samples < 0,
+            "validate_bleu_print_samples must be >= 0 (0: none)",
+        ),
     ]

@@ -30,10 +30,6 @@ from nmt_preln.errors import UserError
 
 T = TypeVar("T")
 
-# A rank that dies leaves the others blocked in a collective; after this long they fail with
-# an error instead of waiting forever (torchrun usually kills them sooner).
-DEFAULT_TIMEOUT = datetime.timedelta(minutes=15)
-
 
 @dataclass(frozen=True)
 class DistributedContext:
@@ -72,14 +68,18 @@ def _env_int(name: str, default: int) -> int:
         raise UserError(f"environment variable {name}={value!r} is not an integer") from None
 
 
-def init_distributed(
-    *, device_type: str, timeout: datetime.timedelta = DEFAULT_TIMEOUT
-) -> DistributedContext:
+def init_distributed(*, device_type: str, timeout_minutes: float) -> DistributedContext:
     """Join the process group described by torchrun's environment variables.
+
+    A rank that dies or hangs leaves the others blocked in a collective; after
+    ``timeout_minutes`` they fail (a one-line UserError, see :func:`lost_rank_as_user_error`)
+    and exit, which lets torchrun's agent restart the job (docs/SCALING.md). A killed rank is
+    usually noticed at once (its sockets close); a stopped one only by this timeout.
 
     Args:
         device_type: "cuda" (NCCL backend, one GPU per local rank) or "cpu" (gloo).
-        timeout: how long a collective may wait for a missing rank before failing.
+        timeout_minutes: ``hardware.ddp_timeout_minutes``: how long a collective may wait
+            for a missing rank before failing.
 
     Returns:
         The context; a single-process context when ``WORLD_SIZE`` is unset or 1.
@@ -94,6 +94,7 @@ def init_distributed(
     if device_type == "cuda":
         torch.cuda.set_device(local_rank)
     backend = "nccl" if device_type == "cuda" else "gloo"
+    timeout = datetime.timedelta(minutes=timeout_minutes)
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size, timeout=timeout)
     control = dist.new_group(backend="gloo", timeout=timeout) if backend != "gloo" else None

@@ -5,8 +5,7 @@ then moves them to the host with one synchronization, sums the loss over ranks, 
 
 * ``<save_dir>/train_log.jsonl``: one JSON object per update (``"split": "train"``) and one per
   validation (``"split": "valid"``), for grep, plots and the resume test;
-* one stdout line per interval, e.g. ``epoch 001 | update 000100 | loss 7.123 | nll 7.001 |
-  ppl 128.2 | lr 0.0005 | gnorm 1.23 | tok/s 2048`` (on one line);
+* one stdout line per interval, timestamped text or JSON (:mod:`.console`, ``log_format``);
 * TensorBoard scalars (``train/*``, ``valid/*``, ``grad_norm/<layer>``).
 
 Losses are reported like fairseq: base 2, per target token; ``ppl = 2 ** nll``. Only rank 0
@@ -27,8 +26,10 @@ from typing import Any, TextIO
 import torch
 from torch import nn
 
+from nmt_preln.config import LogFormat
 from nmt_preln.errors import UserError
 from nmt_preln.train import distributed
+from nmt_preln.train.console import Console
 from nmt_preln.train.distributed import DistributedContext
 from nmt_preln.train.loss import base2_per_token, perplexity
 
@@ -124,40 +125,6 @@ def _make_dir(path: str, option: str) -> None:
         raise UserError(f"{option}={path}: cannot create the directory: {e.strerror}") from e
 
 
-class _ProgressBar:
-    """A one-line ``\\r`` progress bar for terminals (no tqdm dependency)."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.last_draw = 0.0
-        self.text = ""
-
-    def update(self, *, epoch: int, done: int, total: int, postfix: str) -> None:
-        now = time.monotonic()
-        if now - self.last_draw < 0.2 and done < total:
-            return  # redraw at most five times a second
-        self.last_draw = now
-        width = 20
-        filled = width * done // max(total, 1)
-        bar = "#" * filled + "-" * (width - filled)
-        self.text = f"epoch {epoch:03d} |{bar}| {done}/{total} {postfix}"
-        self.stream.write("\r" + self.text + "\033[K")
-        self.stream.flush()
-
-    def write_line(self, line: str) -> None:
-        """Print a log line above the bar, then draw the bar again."""
-        self.stream.write("\r\033[K" + line + "\n")
-        if self.text:
-            self.stream.write(self.text)
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.text:
-            self.stream.write("\n")
-            self.stream.flush()
-        self.text = ""
-
-
 class TrainMetrics:
     """Buffers per-update statistics and writes them at log intervals (rank 0 only).
 
@@ -166,6 +133,7 @@ class TrainMetrics:
         save_dir: where ``train_log.jsonl`` goes.
         tensorboard_dir: TensorBoard event directory, None to disable TensorBoard.
         progress_bar: draw a bar when stdout is a terminal.
+        log_format: timestamped text lines or JSON lines (:mod:`.console`).
         stream: where log lines go (stdout).
     """
 
@@ -176,10 +144,11 @@ class TrainMetrics:
         save_dir: str,
         tensorboard_dir: str | None,
         progress_bar: bool,
+        log_format: LogFormat = LogFormat.text,
         stream: TextIO | None = None,
     ) -> None:
         self.ctx = ctx
-        self.stream = stream if stream is not None else sys.stdout
+        stream = stream if stream is not None else sys.stdout
         self.log_path = os.path.join(save_dir, LOG_NAME)
         self.pending: list[UpdateStats] = []
         self.pending_layer_norms: dict[str, torch.Tensor] = {}
@@ -187,7 +156,7 @@ class TrainMetrics:
         self.paused_seconds = 0.0
         self.run_start = time.perf_counter()
         self.writer: Any = None
-        self.bar: _ProgressBar | None = None
+        self.console = Console(stream, log_format=log_format, progress_bar=progress_bar)
         if ctx.is_main:
             _make_dir(save_dir, "checkpoint.save_dir")
             if tensorboard_dir is not None:
@@ -195,9 +164,6 @@ class TrainMetrics:
 
                 _make_dir(tensorboard_dir, "tensorboard_dir")
                 self.writer = SummaryWriter(tensorboard_dir)
-            if progress_bar and self.stream.isatty():
-                self.bar = _ProgressBar(self.stream)
-        self.last_postfix = ""
 
     def restart_clock(self) -> None:
         """Start timing tokens per second now (at the first update, not at start-up)."""
@@ -219,8 +185,8 @@ class TrainMetrics:
 
     def progress(self, *, epoch: int, done: int, total: int) -> None:
         """Move the progress bar (host counters only)."""
-        if self.bar is not None:
-            self.bar.update(epoch=epoch, done=done, total=total, postfix=self.last_postfix)
+        if self.ctx.is_main:
+            self.console.progress(epoch=epoch, done=done, total=total)
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
@@ -235,8 +201,9 @@ class TrainMetrics:
         """Write the buffered updates; a collective, so every rank must call it.
 
         Returns:
-            Averages over the interval (``loss``, ``nll``, ``ppl``, ``lr``, ``gnorm``, ``tok/s``),
-            empty when nothing was buffered.
+            Averages over the interval (``loss``, ``nll``, ``ppl``, ``lr``, ``gnorm``, ``tok/s``,
+            ``ups``, ``wpb`` tokens and ``bsz`` sentences per update, ``wall`` seconds since
+            the start), empty when nothing was buffered.
         """
         if not self.pending:
             return {}
@@ -261,6 +228,10 @@ class TrainMetrics:
             "lr": pending[-1].lr,
             "gnorm": sum(gnorm_list) / len(gnorm_list),
             "tok/s": ntokens / seconds,
+            "ups": len(pending) / seconds,
+            "wpb": ntokens / len(pending),
+            "bsz": sum(s.nsentences for s in pending) / len(pending),
+            "wall": now - self.run_start,
         }
         summary["ppl"] = perplexity(summary["nll"])
         if self.ctx.is_main:
@@ -305,15 +276,10 @@ class TrainMetrics:
     def _write_summary(
         self, last: UpdateStats, summary: dict[str, float], layer_norms: dict[str, float]
     ) -> None:
-        line = (
-            f"epoch {last.epoch:03d} | update {last.update:06d} | loss {summary['loss']:.3f} | "
-            f"nll {summary['nll']:.3f} | ppl {summary['ppl']:.1f} | lr {summary['lr']:.4g} | "
-            f"gnorm {summary['gnorm']:.3f} | tok/s {summary['tok/s']:.0f}"
-        )
+        shown = dict(summary)
         if last.loss_scale is not None:
-            line += f" | loss_scale {last.loss_scale:g}"
-        self.last_postfix = f"loss {summary['loss']:.3f} lr {summary['lr']:.3g}"
-        self._print(line)
+            shown["loss_scale"] = last.loss_scale
+        self.console.train(epoch=last.epoch, update=last.update, summary=shown)
         if self.writer is not None:
             step = last.update
             for key in ("loss", "nll", "ppl", "lr", "gnorm"):
@@ -328,9 +294,7 @@ class TrainMetrics:
         """Log one validation result (``loss``, ``nll``, ``ppl``, optional ``bleu``, ``best``)."""
         if not self.ctx.is_main:
             return
-        parts = [f"epoch {epoch:03d} | update {update:06d} | valid"]
-        parts += [f"{key} {value:.3f}" for key, value in stats.items()]
-        self._print(" | ".join(parts))
+        self.console.valid(epoch=epoch, update=update, stats=stats)
         self._append([{"split": "valid", "epoch": epoch, "update": update, **stats}])
         if self.writer is not None:
             for key, value in stats.items():
@@ -340,19 +304,16 @@ class TrainMetrics:
     def info(self, message: str) -> None:
         """Print a plain message (rank 0 only), above the progress bar if there is one."""
         if self.ctx.is_main:
-            self._print(message)
+            self.console.info(message)
 
-    def _print(self, line: str) -> None:
-        if self.bar is not None:
-            self.bar.write_line(line)
-        else:
-            self.stream.write(line + "\n")
-            self.stream.flush()
+    def sample(self, *, id: int, source: str, hypothesis: str, reference: str) -> None:
+        """Print one validation translation (rank 0 only)."""
+        if self.ctx.is_main:
+            self.console.sample(id=id, source=source, hypothesis=hypothesis, reference=reference)
 
     def end_epoch(self) -> None:
         """Finish the progress bar line of the epoch."""
-        if self.bar is not None:
-            self.bar.close()
+        self.console.end_epoch()
 
     def close(self) -> None:
         """Flush and close TensorBoard and the progress bar (rank 0)."""

@@ -1,8 +1,8 @@
 """A training run's pieces and their persistence: build them, resume them, checkpoint them.
 
 :func:`build_session` loads the data, builds the model, optimizer, schedule and fp16 scaler,
-restores a checkpoint when asked (``checkpoint.resume`` with ``save_dir/checkpoint_last.pt``,
-else ``checkpoint.restore_file``) and wraps the model for DDP and ``torch.compile``.
+restores a checkpoint when asked (:mod:`nmt_preln.train.restore`: resume, restore_file,
+finetune_from_model and the reset flags) and wraps the model for DDP and ``torch.compile``.
 :func:`save_checkpoints` writes the state of docs/INTERNALS.md ("Checkpoints").
 
 Resuming is exact: the RNG states saved at checkpoint time are restored after everything that
@@ -25,14 +25,14 @@ from torch import nn
 
 from nmt_preln.config import Device, Precision, TrainConfig
 from nmt_preln.data.dataset import LanguagePairDataset, load_manifest
-from nmt_preln.data.dictionary import symbol_difference
 from nmt_preln.errors import UserError
 from nmt_preln.models.transformer import build_model
 from nmt_preln.train import checkpoint as ckpt
 from nmt_preln.train import distributed
 from nmt_preln.train.distributed import DistributedContext
-from nmt_preln.train.metrics import TrainMetrics, truncate_log
+from nmt_preln.train.metrics import TrainMetrics
 from nmt_preln.train.optim import DynamicLossScaler, build_optimizer
+from nmt_preln.train.restore import restore
 from nmt_preln.train.schedule import LRScheduler
 from nmt_preln.train.validation import Validator
 
@@ -162,6 +162,7 @@ def build_session(cfg: TrainConfig, ctx: DistributedContext, device_type: str) -
         save_dir=save_dir,
         tensorboard_dir=cfg.tensorboard_dir or os.path.join(save_dir, "tensorboard"),
         progress_bar=cfg.progress_bar,
+        log_format=cfg.log_format,
     )
     session = Session(
         cfg=cfg,
@@ -178,7 +179,7 @@ def build_session(cfg: TrainConfig, ctx: DistributedContext, device_type: str) -
         keep=_position_filter(cfg, train_data),
         spm_models=spm_models,
     )
-    _resume(session)  # restores the RNG states last, after everything that draws from them
+    restore(session)  # restores the RNG states last, after everything that draws from them
     session.net = distributed.wrap_model(model, ctx, device)
     if cfg.hardware.compile:
         # Every batch has another (batch, src_len, tgt_len) shape: compile for symbolic sizes
@@ -192,73 +193,6 @@ def build_session(cfg: TrainConfig, ctx: DistributedContext, device_type: str) -
         f"| world size {ctx.world_size}"
     )
     return session
-
-
-def _resume_path(cfg: TrainConfig) -> str | None:
-    last = os.path.join(cfg.checkpoint.save_dir, ckpt.LAST)
-    if cfg.checkpoint.resume and os.path.isfile(last):
-        return last
-    return cfg.checkpoint.restore_file
-
-
-# Architecture settings a resumed run may change: labels and regularization, not the function.
-_FREE_ON_RESUME = {"name", "init", "dropout", "attention_dropout", "activation_dropout"}
-
-
-def _check_same_model(s: Session, state: dict[str, Any], path: str) -> None:
-    """Refuse a checkpoint of another architecture or dictionary, naming what differs."""
-    saved = (state.get("config") or {}).get("arch") or {}
-    ours = ckpt.config_to_plain(s.cfg.arch)
-    differ = [
-        f"arch.{key}={saved[key]!r} in the checkpoint, {value!r} here"
-        for key, value in ours.items()
-        if key in saved and key not in _FREE_ON_RESUME and saved[key] != value
-    ]
-    if differ:
-        raise UserError(
-            f"{path}: does not fit arch of this run ({'; '.join(differ)}); keep its arch "
-            "settings, or train into a new checkpoint.save_dir"
-        )
-    for side, dictionary in (
-        ("src_dict", s.train_data.src_dict),
-        ("tgt_dict", s.train_data.tgt_dict),
-    ):
-        if diff := symbol_difference(state.get(side) or [], dictionary.symbols):
-            raise UserError(
-                f"{path}: trained with another {side} than {s.cfg.data.path}'s "
-                f"(checkpoint vs data: {diff})"
-            )
-    weights = state.get("model")
-    if isinstance(weights, dict) and (diff := ckpt.state_mismatch(s.model.state_dict(), weights)):
-        raise UserError(f"{path}: does not fit arch of this run: {diff}")
-
-
-def _resume(s: Session) -> None:
-    """Load model, optimizer, schedule, scaler, position and RNG states from a checkpoint."""
-    path = _resume_path(s.cfg)
-    if path is None:
-        return
-    state = ckpt.load_checkpoint(path)
-    _check_same_model(s, state, path)
-    try:
-        s.model.load_state_dict(state["model"])
-        s.optimizer.load_state_dict(state["optimizer"])
-    except (RuntimeError, ValueError, KeyError) as e:
-        reason = (str(e).splitlines() or [type(e).__name__])[0]
-        raise UserError(f"{path}: does not fit arch/optim of this run: {reason}") from e
-    s.scheduler.load_state_dict(state.get("scheduler") or {})
-    if s.scaler is not None and state.get("scaler"):
-        s.scaler.load_state_dict(state["scaler"])
-    p = s.progress
-    p.epoch, p.batch_index = int(state["iterator"]["epoch"]), int(state["iterator"]["batch_index"])
-    p.num_updates = int(state["num_updates"])
-    p.best_metric = state.get("best_metric")
-    p.bad_validations = int(state.get("bad_validations", 0))
-    if s.ctx.is_main:
-        truncate_log(s.cfg.checkpoint.save_dir, p.num_updates)
-    per_rank = state.get("rng_ranks") or []
-    ckpt.restore_rng_state(per_rank[s.ctx.rank] if s.ctx.rank < len(per_rank) else state["rng"])
-    s.metrics.info(f"resumed from {path}: epoch {p.epoch}, update {p.num_updates}")
 
 
 def _checkpoint_state(s: Session) -> dict[str, Any]:

@@ -27,32 +27,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 import torch
 
 from nmt_preln.config import TrainConfig
 from nmt_preln.errors import UserError
-from nmt_preln.train import checkpoint as ckpt
 from nmt_preln.train import distributed
 from nmt_preln.train.batch_plan import batch_by_size, shard
 from nmt_preln.train.batching import Batch, PairDataset, iterate_batches
 from nmt_preln.train.config_checks import check_train_config
+from nmt_preln.train.intervals import after_update, is_log_update, limit_reached, stop_on_signals
 from nmt_preln.train.loss import label_smoothed_cross_entropy
 from nmt_preln.train.metrics import UpdateStats, layer_grad_norms
 from nmt_preln.train.optim import clip_grad_norm
-from nmt_preln.train.session import Session, build_session, resolve_device, save_checkpoints
+from nmt_preln.train.save_dir import claim_save_dir
+from nmt_preln.train.session import Session, build_session, resolve_device
 from nmt_preln.train.validation import autocast
 
 logger = logging.getLogger(__name__)
 
-SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 # Consecutive updates with a non-finite loss or gradient (fp32/bf16) before training stops.
 MAX_NONFINITE_UPDATES = 5
 # Consecutive updates that ran out of memory (and were skipped) before training stops.
@@ -87,12 +85,20 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     """
     check_train_config(cfg)  # every setting, before any data is read
     device_type = resolve_device(cfg.hardware.device)
-    ctx = distributed.init_distributed(device_type=device_type)
+    ctx = distributed.init_distributed(
+        device_type=device_type, timeout_minutes=cfg.hardware.ddp_timeout_minutes
+    )
     clean = False
     try:
-        with distributed.lost_rank_as_user_error(ctx), _stop_on_signals() as received:
+        with (
+            distributed.lost_rank_as_user_error(ctx),
+            claim_save_dir(cfg, ctx) as notes,  # lock, writability, stale temp files
+            stop_on_signals() as received,
+        ):
             session = build_session(cfg, ctx, device_type)
             session.signal_received = received
+            for note in notes:
+                session.metrics.info(note)
             try:
                 result = _train_loop(session)
             except SystemExit:
@@ -104,27 +110,6 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         return result
     finally:
         distributed.shutdown(ctx, wait_for_others=clean)
-
-
-@contextlib.contextmanager
-def _stop_on_signals() -> Iterator[list[int]]:
-    """Record SIGTERM/SIGINT in the yielded list instead of dying mid-update."""
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received  # signal handlers can only be installed from the main thread
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if received and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now, without saving
-        received.append(signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in SIGNAL_EXIT_CODES}
-    try:
-        yield received
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _plan_epoch(s: Session, epoch: int) -> list[PlannedUpdate]:
@@ -161,7 +146,7 @@ def _train_loop(s: Session) -> dict[str, float]:
     cfg, p = s.cfg, s.progress
     start = time.perf_counter()
     s.metrics.restart_clock()
-    reason = _limit_reached(s)
+    reason = limit_reached(s)
     while reason is None:
         plan = _plan_epoch(s, p.epoch)
         if not plan:
@@ -189,15 +174,6 @@ def _train_loop(s: Session) -> dict[str, float]:
     return result
 
 
-def _limit_reached(s: Session) -> str | None:
-    cfg, p = s.cfg, s.progress
-    if cfg.max_update > 0 and p.num_updates >= cfg.max_update:
-        return "max_update"
-    if cfg.max_epoch > 0 and p.epoch > cfg.max_epoch:
-        return "max_epoch"
-    return None
-
-
 def _run_epoch(s: Session, plan: list[PlannedUpdate]) -> str | None:
     """Train the rest of the current epoch; return why training must stop, or None."""
     p, device = s.progress, s.device
@@ -217,7 +193,7 @@ def _run_epoch(s: Session, plan: list[PlannedUpdate]) -> str | None:
             stepped = _update_or_skip_oom(s, micro, plan[i])
             p.batch_index = plan[i].end
             s.metrics.progress(epoch=p.epoch, done=i + 1, total=len(plan))
-            reason = _after_update(s, stepped=stepped, end_of_epoch=i == len(plan) - 1)
+            reason = after_update(s, stepped=stepped, end_of_epoch=i == len(plan) - 1)
             if reason is not None:
                 return reason
     s.metrics.end_epoch()
@@ -298,7 +274,7 @@ def train_update(s: Session, micro: list[Batch], planned: PlannedUpdate) -> bool
         return False
     p.num_updates += 1
     layer_norms = None
-    if _is_log_update(s) and cfg.log_layer_grad_norms and s.ctx.is_main:
+    if is_log_update(s) and cfg.log_layer_grad_norms and s.ctx.is_main:
         layer_norms = layer_grad_norms(s.model)  # read before zero_grad drops the gradients
     s.optimizer.zero_grad(set_to_none=True)
     s.metrics.add(
@@ -345,69 +321,3 @@ def _step(s: Session, gnorm: torch.Tensor) -> bool:
             f"no gradient clipping (optim.clip_norm)"
         )
     return False
-
-
-def _is_log_update(s: Session) -> bool:
-    interval = s.cfg.log_interval
-    return interval > 0 and s.progress.num_updates % interval == 0
-
-
-def _after_update(s: Session, *, stepped: bool, end_of_epoch: bool) -> str | None:
-    """Log, validate, save and decide whether to stop, after every update attempt.
-
-    Interval actions (log, validate, save every N updates) only follow a step that was taken,
-    so a skipped update does not repeat them at the same update number.
-    """
-    cfg, p = s.cfg, s.progress
-    if stepped and _is_log_update(s):
-        s.metrics.flush()
-    if distributed.any_rank(bool(s.signal_received), s.ctx):
-        save_checkpoints(s, end_of_epoch=end_of_epoch, is_best=False)
-        signum = s.signal_received[0] if s.signal_received else signal.SIGTERM
-        code = SIGNAL_EXIT_CODES[signal.Signals(signum)]
-        s.metrics.info(
-            f"received {signal.Signals(signum).name}: saved {ckpt.LAST} at update "
-            f"{p.num_updates}; exiting with status {code}"
-        )
-        raise SystemExit(code)
-    reason = _limit_reached(s)
-    if end_of_epoch and cfg.max_epoch > 0 and p.epoch >= cfg.max_epoch:
-        reason = reason or "max_epoch"
-    vi = cfg.validate_interval_updates
-    validate = (
-        (end_of_epoch and p.epoch % cfg.validate_interval == 0)
-        or (stepped and vi > 0 and p.num_updates % vi == 0)
-        or reason is not None
-    )
-    is_best = False
-    if validate:
-        is_best = _validate(s)
-        if cfg.patience > 0 and p.bad_validations >= cfg.patience:
-            reason = reason or "patience"
-    si = cfg.checkpoint.save_interval_updates
-    if end_of_epoch or is_best or reason or (stepped and si > 0 and p.num_updates % si == 0):
-        save_checkpoints(s, end_of_epoch=end_of_epoch, is_best=is_best)
-    return reason
-
-
-def _validate(s: Session) -> bool:
-    """Validate, log, and update the best metric; True when it improved."""
-    p, metric = s.progress, s.cfg.checkpoint.best_metric
-    s.metrics.flush()  # the train line of the partial interval comes before the valid line
-    with s.metrics.paused():
-        stats = s.validator.run(s.model)
-    value = stats[metric]
-    higher_is_better = metric == "bleu"
-    improved = p.best_metric is None or (
-        value > p.best_metric if higher_is_better else value < p.best_metric
-    )
-    if improved:
-        p.best_metric, p.bad_validations = value, 0
-    else:
-        p.bad_validations += 1
-    s.last_valid = stats
-    assert p.best_metric is not None
-    s.metrics.validation(
-        epoch=p.epoch, update=p.num_updates, stats={**stats, f"best_{metric}": p.best_metric}
-    )
-    return improved

@@ -1,9 +1,10 @@
 """Validation during training: loss and NLL per token (base 2), perplexity, optional BLEU.
 
 Every rank scores its share of the validation batches; the sums are then added over ranks, so
-all ranks agree on the numbers (and on early stopping). BLEU decodes greedily with the
-search of :mod:`nmt_preln.generate` (imported only when ``validate_bleu`` is set) and scores
-detokenized text with sacreBLEU's defaults.
+all ranks agree on the numbers (and on early stopping). BLEU decodes with nmt-generate's
+``Translator`` and the search settings ``validate_bleu_beam``, ``validate_bleu_lenpen``,
+``validate_bleu_max_len_a/_b`` (fairseq's ``--eval-bleu-args``; imported only when
+``validate_bleu`` is set) and scores detokenized text with sacreBLEU's defaults.
 """
 
 from __future__ import annotations
@@ -21,10 +22,6 @@ from nmt_preln.train.batch_plan import BatchPlan, batch_by_size
 from nmt_preln.train.batching import PairDataset, iterate_batches
 from nmt_preln.train.distributed import DistributedContext
 from nmt_preln.train.loss import base2_per_token, label_smoothed_cross_entropy, perplexity
-
-# Greedy decoding length limit for validation BLEU: a * source length + b tokens.
-_BLEU_MAX_LEN_A = 1.2
-_BLEU_MAX_LEN_B = 10
 
 
 def autocast(precision: Precision, device: torch.device) -> contextlib.AbstractContextManager[Any]:
@@ -80,6 +77,8 @@ class Validator:
         )
         # No gradients to synchronize, so ranks may get unequal shares (nothing is dropped).
         self.batches: BatchPlan = batches.select(fits)[ctx.rank :: ctx.world_size]
+        # The first validate_bleu_print_samples translations of the last run (same on all ranks).
+        self.samples: list[dict[str, Any]] = []
 
     def run(self, model: nn.Module) -> dict[str, float]:
         """Validate ``model`` (a collective: every rank must call it).
@@ -124,49 +123,67 @@ class Validator:
         return sums
 
     def _bleu(self, model: nn.Module) -> float:
-        """Corpus BLEU of greedy translations of the whole validation split (sacreBLEU)."""
+        """Corpus BLEU of the whole validation split (sacreBLEU); keeps the first samples."""
         from sacrebleu.metrics import BLEU
 
-        pairs = self._translate(model)
-        gathered = distributed.all_gather_objects(pairs, self.ctx)
-        hyps = [h for part in gathered for h, _ in part]
-        refs = [r for part in gathered for _, r in part]
+        gathered = distributed.all_gather_objects(self._translate(model), self.ctx)
+        rows = sorted((row for part in gathered for row in part), key=lambda row: row[0])
+        self.samples = [
+            {"id": i, "source": src, "hypothesis": hyp, "reference": ref}
+            for i, src, hyp, ref in rows[: self.cfg.validate_bleu_print_samples]
+        ]
+        hyps, refs = [row[2] for row in rows], [row[3] for row in rows]
         return float(BLEU().corpus_score(hyps, [refs]).score) if hyps else 0.0
 
-    def _translate(self, model: nn.Module) -> list[tuple[str, str]]:
-        """(hypothesis, reference) detokenized, for this rank's batches."""
+    def _translate(self, model: nn.Module) -> list[tuple[int, str, str, str]]:
+        """(id, source, hypothesis, reference), detokenized, for this rank's sentences.
+
+        Decodes with nmt-generate's :class:`~nmt_preln.generate.translator.Translator`
+        (the search of ``validate_bleu_beam``, ``_lenpen``, ``_max_len_a``, ``_max_len_b``).
+        """
+        from nmt_preln.generate.inputs import SourceItem
+        from nmt_preln.generate.translator import Ensemble, Translator
+
+        cfg, data = self.cfg, self.data
+        assert data.tgt is not None
+        gen = GenerateConfig(
+            data=cfg.data.path,
+            path="",
+            beam=cfg.validate_bleu_beam,
+            lenpen=cfg.validate_bleu_lenpen,
+            max_len_a=cfg.validate_bleu_max_len_a,
+            max_len_b=cfg.validate_bleu_max_len_b,
+            max_tokens=cfg.data.max_tokens,
+            batch_size=cfg.data.batch_size or GenerateConfig.batch_size,
+            precision=cfg.hardware.precision,
+        )
+        ensemble = Ensemble(
+            models=[cast(Any, model)],
+            src_dict=data.src_dict,
+            tgt_dict=data.tgt_dict,
+            state={},
+            max_positions=cfg.arch.max_positions,
+        )
+        ids = [int(i) for batch in self.batches for i in batch]
+        items = [SourceItem(id=i, src=data.src[i]) for i in ids]
+        with autocast(cfg.hardware.precision, self.device):
+            hyps = Translator(ensemble, cfg=gen, device=self.device).translate(items)
+        src_text, tgt_text = self._segmenter(data.source_lang), self._segmenter(data.target_lang)
+        return [
+            (
+                i,
+                src_text.decode(data.src_dict.string(data.src[i].tolist())),
+                tgt_text.decode(data.tgt_dict.string(h[0].tokens)) if h else "",
+                tgt_text.decode(data.tgt_dict.string(data.tgt[i].tolist())),
+            )
+            for i, h in zip(ids, hyps, strict=True)
+        ]
+
+    def _segmenter(self, lang: str) -> Any:
+        """Pieces -> text for ``lang``: its SentencePiece model, else remove ``@@ `` marks."""
         from nmt_preln.data.tokenizer import SentencePieceTokenizer
-        from nmt_preln.generate.beam_search import Specials, greedy_search, max_lengths
-        from nmt_preln.generate.ensemble import EnsembleScorer
         from nmt_preln.generate.inputs import Segmenter
 
-        tgt_dict, lang = self.data.tgt_dict, self.data.target_lang
         spm = self.spm_models.get(lang)
         tokenizer = SentencePieceTokenizer.from_bytes(spm, name=lang) if spm else None
-        segmenter = Segmenter(tokenizer, remove_bpe=None if spm else "@@ ")
-        gen = GenerateConfig(
-            data=self.cfg.data.path, path="", beam=1, max_len_a=_BLEU_MAX_LEN_A,
-            max_len_b=_BLEU_MAX_LEN_B,
-        )  # fmt: skip
-        limit = self.cfg.arch.max_positions - 1  # the decoder input also holds the first </s>
-        assert self.data.tgt is not None
-        pairs = []
-        with torch.inference_mode(), autocast(self.cfg.hardware.precision, self.device):
-            for batch in iterate_batches(self.pairs, self.batches):
-                src = batch.src_tokens.to(self.device)  # (B, S)
-                lengths = batch.src_lengths.to(self.device)  # (B,)
-                steps = int(max_lengths(lengths, gen, limit=limit).max()) + 1
-                scorer = EnsembleScorer([model], src, max_len=steps)  # type: ignore[list-item]
-                hyps = greedy_search(
-                    scorer,
-                    src_lengths=lengths,
-                    cfg=gen,
-                    specials=Specials.of(tgt_dict),
-                    max_len_limit=limit,
-                )
-                for i, hyp in zip(batch.ids.tolist(), hyps, strict=True):
-                    ref = tgt_dict.string(self.data.tgt[i].tolist())
-                    pairs.append(
-                        (segmenter.decode(tgt_dict.string(hyp.tokens)), segmenter.decode(ref))
-                    )
-        return pairs
+        return Segmenter(tokenizer, remove_bpe=None if spm else "@@ ")

@@ -1,8 +1,10 @@
-"""A DDP rank dies: the survivor exits with one clear error line, quickly, instead of hanging.
+"""A DDP rank dies or hangs: the survivor exits with one clear error line instead of waiting.
 
 Two CPU processes train with gloo (launched like torchrun would: RANK, WORLD_SIZE,
 MASTER_ADDR, MASTER_PORT). Once training runs, rank 1 gets SIGKILL; rank 0 must notice at its
 next collective and exit with status 1 and an ``nmt-train: error:`` line naming the lost rank.
+A rank that hangs (SIGSTOP: its sockets stay open) is only noticed by the collective timeout,
+``hardware.ddp_timeout_minutes``: set to 6 s here, rank 0 must give up about then.
 torchrun's elastic restart would then resume from ``checkpoint_last.pt``, which must load.
 """
 
@@ -12,6 +14,7 @@ import os
 import signal
 import socket
 import time
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from nmt_preln.train.checkpoint import LAST, load_checkpoint
@@ -28,10 +31,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_survivor_exits_with_a_clear_error(data_dir: Path, tmp_path: Path) -> None:
-    save = tmp_path / "run"
+def _start_ranks(argv: list[str], tmp_path: Path) -> list[BaseProcess]:
     port = str(_free_port())
-    argv = run_argv(data_dir, save, "max_update=200")
     ranks = []
     for rank in (0, 1):
         env = {
@@ -42,6 +43,21 @@ def test_survivor_exits_with_a_clear_error(data_dir: Path, tmp_path: Path) -> No
             "MASTER_PORT": port,
         }
         ranks.append(start_training(argv, output=tmp_path / f"rank{rank}.txt", env=env))
+    return ranks
+
+
+def _one_error_line(tmp_path: Path, survivor: BaseProcess) -> str:
+    text = (tmp_path / "rank0.txt").read_text(encoding="utf-8")
+    assert survivor.exitcode == 1, text
+    assert "Traceback" not in text, text
+    errors = [line for line in text.splitlines() if line.startswith("nmt-train: error:")]
+    assert len(errors) == 1 and "rank 0: another rank stopped" in errors[0], text
+    return errors[0]
+
+
+def test_survivor_exits_with_a_clear_error(data_dir: Path, tmp_path: Path) -> None:
+    save = tmp_path / "run"
+    ranks = _start_ranks(run_argv(data_dir, save, "max_update=200"), tmp_path)
     survivor, victim = ranks
     try:
         wait_for(lambda: logged_updates(save) >= 3, timeout=90, what="3 DDP updates")
@@ -55,11 +71,36 @@ def test_survivor_exits_with_a_clear_error(data_dir: Path, tmp_path: Path) -> No
             if process.is_alive():
                 os.kill(process.pid, signal.SIGKILL)
             process.join(timeout=10)
-    text = (tmp_path / "rank0.txt").read_text(encoding="utf-8")
-    assert survivor.exitcode == 1, text
-    assert "Traceback" not in text, text
-    errors = [line for line in text.splitlines() if line.startswith("nmt-train: error:")]
-    assert len(errors) == 1 and "rank 0: another rank stopped" in errors[0], text
+    _one_error_line(tmp_path, survivor)
     assert waited < BOUND_S
     print(f"\nrank 0 exited {waited:.1f}s after rank 1 was killed")
     load_checkpoint(save / LAST)  # what an elastic restart resumes from
+
+
+# A stopped rank keeps its sockets open: only the collective timeout can free the others.
+TIMEOUT_MINUTES = 0.1
+
+
+def test_a_hung_rank_frees_the_others_after_the_ddp_timeout(data_dir: Path, tmp_path: Path) -> None:
+    save = tmp_path / "run"
+    timeout = f"hardware.ddp_timeout_minutes={TIMEOUT_MINUTES}"
+    ranks = _start_ranks(run_argv(data_dir, save, "max_update=200", timeout), tmp_path)
+    survivor, victim = ranks
+    try:
+        wait_for(lambda: logged_updates(save) >= 3, timeout=90, what="3 DDP updates")
+        assert victim.pid is not None
+        os.kill(victim.pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        survivor.join(timeout=TIMEOUT_MINUTES * 60 + BOUND_S)
+        waited = time.monotonic() - stopped_at
+        assert not survivor.is_alive(), f"rank 0 still waiting {waited:.0f}s after the stop"
+    finally:
+        for process in ranks:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGKILL)  # SIGKILL ends a stopped process too
+            process.join(timeout=10)
+    line = _one_error_line(tmp_path, survivor)
+    assert "timed out" in line.lower() or "timeout" in line.lower(), line
+    assert waited >= TIMEOUT_MINUTES * 60 * 0.9  # it did wait for the timeout, not less
+    print(f"\nrank 0 exited {waited:.1f}s after rank 1 was stopped")
+    load_checkpoint(save / LAST)

@@ -145,14 +145,16 @@ def test_disk_fills_up_while_logging(
 
     real_open, appends = open, []
 
-    def full_after_three_appends(path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+    # Every update here appends twice: its train record, then the validation that each
+    # mid-epoch save runs (as fairseq). Six appends are updates 1-3; update 4's train line fails.
+    def full_after_six_appends(path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         if str(path).endswith("train_log.jsonl") and mode == "a":
             appends.append(1)
-            if len(appends) > 3:
+            if len(appends) > 6:
                 raise ENOSPC
         return real_open(path, mode, *args, **kwargs)
 
-    monkeypatch.setattr(metrics, "open", full_after_three_appends, raising=False)
+    monkeypatch.setattr(metrics, "open", full_after_six_appends, raising=False)
     save = tmp_path / "run"
     result = run_main(
         train_cli.main, _argv(data_dir, save, "max_update=8", "checkpoint.save_interval_updates=1")

@@ -34,7 +34,8 @@ from nmt_preln.train.validation import Validator
 pytestmark = pytest.mark.usefixtures("one_thread")
 MakeConfig = Callable[..., TrainConfig]
 LOG_LINE = re.compile(
-    r"^epoch \d{3} \| update \d{6} \| loss \d+\.\d{3} \| nll \d+\.\d{3} \| ppl [\d.]+ \| "
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \| "  # the local time, as fairseq's log lines
+    r"epoch \d{3} \| update \d{6} \| loss \d+\.\d{3} \| nll \d+\.\d{3} \| ppl [\d.]+ \| "
     r"lr [\d.e-]+ \| gnorm \d+\.\d{3} \| tok/s \d+$"
 )
 

@@ -1,0 +1,73 @@
+"""Range and consistency rules of nmt-train's settings: one line naming the option."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nmt_preln.cli import train as train_cli
+
+from nmt_preln.config import TrainConfig
+from nmt_preln.errors import UserError
+from nmt_preln.train.config_checks import MAX_SEED, check_train_config
+
+MakeConfig = Callable[..., TrainConfig]
+
+
+@pytest.mark.parametrize("seed", [0, 1, MAX_SEED])
+def test_seeds_numpy_and_torch_take_pass(make_config: MakeConfig, seed: int) -> None:
+    check_train_config(make_config(seed=seed))
+
+
+@pytest.mark.parametrize("seed", [-1, MAX_SEED + 1, 99999999999999999999999])
+def test_seeds_out_of_range_name_seed(make_config: MakeConfig, seed: int) -> None:
+    with pytest.raises(UserError, match=rf"^seed={seed} must be in \[0, {MAX_SEED}\]$"):
+        check_train_config(make_config(seed=seed))
+
+
+def test_a_huge_seed_through_nmt_train_is_one_line(data_dir: str, tmp_path: Path) -> None:
+    err = io.StringIO()
+    argv = ["+arch=preln_tiny", f"data.path={data_dir}", f"checkpoint.save_dir={tmp_path}"]
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as info:
+        train_cli.main([*argv, "hardware=cpu", "seed=99999999999999999999999"])
+    assert info.value.code == 1
+    assert err.getvalue().splitlines() == [
+        f"nmt-train: error: seed=99999999999999999999999 must be in [0, {MAX_SEED}]"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"hardware": {"ddp_timeout_minutes": 0}}, "hardware.ddp_timeout_minutes=0 must be > 0"),
+        ({"validate_bleu_beam": 4}, "validate_bleu_beam needs validate_bleu=true"),
+        (
+            {"validate_bleu_print_samples": 2, "validate_bleu_max_len_b": 50},
+            "validate_bleu_max_len_b, validate_bleu_print_samples needs validate_bleu=true",
+        ),
+        ({"validate_bleu": True, "validate_bleu_beam": 0}, "validate_bleu_beam=0 must be >= 1"),
+        (
+            {"validate_bleu": True, "validate_bleu_print_samples": -1},
+            "validate_bleu_print_samples must be >= 0",
+        ),
+        (
+            {"checkpoint": {"finetune_from_model": "a.pt", "restore_file": "b.pt"}},
+            "finetune_from_model and checkpoint.restore_file cannot be used together",
+        ),
+        (
+            {"checkpoint": {"finetune_from_model": "a.pt", "reset_meters": True}},
+            "drop checkpoint.reset_meters",
+        ),
+        ({"checkpoint": {"finetune_from_model": "nowhere.pt"}}, "=nowhere.pt: no such file"),
+    ],
+)
+def test_bad_settings_name_the_option(
+    make_config: MakeConfig, overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(UserError, match=message) as info:
+        check_train_config(make_config(**overrides))
+    assert "\n" not in str(info.value)
