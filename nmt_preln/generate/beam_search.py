@@ -234,16 +234,19 @@ def _advance(
     alive = (~done).nonzero().squeeze(1)  # the one host sync of the step, besides _finalize's
     if alive.numel() == 0:
         return None
-    picked = keep + torch.arange(keep.size(0), device=keep.device)[:, None] * is_eos.size(1)
     sent, kept = beams.sent, None
     if alive.numel() < sent.numel():
         sent, cum, order, kept = sent[alive], cum[alive], order[alive], alive
-        tokens, step_lp, picked = tokens[alive], step_lp[alive], picked[alive]
+        tokens, step_lp = tokens[alive], step_lp[alive]
     order = order.view(-1)  # (n'*k,) row i * k + j still belongs to sentence i
     scorer.reorder(order, kept=kept)
-    attention = None
+    attention, constraint = None, None
     if step_attention is not None and beams.attention is not None:
         attention = torch.cat([beams.attention[order], step_attention[order][:, None]], dim=1)
+    if cand.constraint is not None:  # one state per candidate: (n*c, C)
+        starts = torch.arange(keep.size(0), device=keep.device)[:, None] * is_eos.size(1)
+        picked = keep + starts  # (n, k) flat candidate indices
+        constraint = cand.constraint.index((picked if kept is None else picked[kept]).view(-1))
     return _Beams(
         sent=sent,
         tokens=torch.cat([beams.tokens[order], tokens.view(-1, 1)], dim=1),  # (n'*k, step + 2)
@@ -251,7 +254,7 @@ def _advance(
         cum=cum,
         row_max=beams.row_max[order],
         attention=attention,  # (n'*k, step + 1, S)
-        constraint=None if cand.constraint is None else cand.constraint.index(picked.view(-1)),
+        constraint=constraint,
     )
 
 
