@@ -14,7 +14,8 @@
    inherited the descriptor still holds the lock).
 3. Temp files of interrupted atomic writes are deleted: ``.{name}.{random}.tmp`` from
    :func:`nmt_preln.train.checkpoint.save_checkpoint` and ``train_log.jsonl.tmp`` from
-   :func:`nmt_preln.train.metrics.truncate_log`, where ``name`` is one of our file names.
+   :func:`nmt_preln.train.metrics.truncate_log`, where ``name`` is one of our file names, and
+   the probe files of step 1.
    Only after the lock is held: before, the temp file might be a live run's checkpoint.
 
 flock is advisory and per open file description; on NFS it is emulated with fcntl locks (per
@@ -43,10 +44,15 @@ from nmt_preln.train.distributed import DistributedContext
 from nmt_preln.train.metrics import LOG_NAME
 
 LOCK_NAME = ".nmt-train.lock"
+# flock errors that mean "this file system has no locks", not "someone holds it".
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}
 # Our names only: checkpoint_last.pt, checkpoint_best.pt, checkpoint3.pt, checkpoint_3_1200.pt
 # and the log; mkstemp's random part is 8 characters of [a-z0-9_].
 _OURS = rf"checkpoint(?:_last|_best|\d+|_\d+_\d+)\.pt|{re.escape(LOG_NAME)}"
-_STALE_TEMP = re.compile(rf"\.(?:{_OURS})\.[a-z0-9_]{{8}}\.tmp|{re.escape(LOG_NAME)}\.tmp")
+_PROBE = ".nmt-write-probe."
+_STALE_TEMP = re.compile(
+    rf"\.(?:{_OURS})\.[a-z0-9_]{{8}}\.tmp|{re.escape(LOG_NAME)}\.tmp|{re.escape(_PROBE)}[a-z0-9_]{{8}}"
+)
 
 
 def check_writable(path: str, option: str) -> None:
@@ -65,7 +71,7 @@ def check_writable(path: str, option: str) -> None:
     except OSError as e:
         raise UserError(f"{option}={path}: cannot create the directory: {e.strerror}") from e
     try:
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".nmt-write-probe.")
+        fd, probe = tempfile.mkstemp(dir=path, prefix=_PROBE)
         try:
             os.write(fd, b"x")
             os.fsync(fd)
@@ -117,6 +123,7 @@ class SaveDirLock:
         self.path = os.path.join(save_dir, LOCK_NAME)
         self.fd: int | None = None
         self.previous: dict[str, Any] = {}
+        self.unsupported: str | None = None  # why the file system refused to lock
         while self.fd is None:
             self.fd = self._try_lock()
 
@@ -128,6 +135,9 @@ class SaveDirLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
+            if e.errno in _NO_LOCKS:  # e.g. some FUSE or NFS mounts: run, but say so
+                self.unsupported = e.strerror or str(e)
+                return fd
             owner = _read_owner(fd)
             os.close(fd)
             if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
@@ -157,9 +167,12 @@ class SaveDirLock:
             "host": socket.gethostname(),
             "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         }
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, (json.dumps(owner) + "\n").encode("utf-8"))
+        try:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, (json.dumps(owner) + "\n").encode("utf-8"))
+        except OSError as e:  # a full disk: the lock holds, only the message would lack it
+            raise UserError(f"cannot write the lock file {self.path}: {e.strerror}") from e
 
     def release(self) -> None:
         """Delete the lock file and drop the lock (unlinking first: see :meth:`_try_lock`)."""
@@ -206,13 +219,18 @@ def open_save_dir(save_dir: str, *, tensorboard_dir: str | None) -> Iterator[lis
     lock = SaveDirLock(save_dir)
     try:
         notes = []
+        if lock.unsupported:
+            notes.append(
+                f"warning: {lock.path}: the file system cannot lock ({lock.unsupported}); "
+                "nothing stops a second run into this checkpoint.save_dir"
+            )
         if lock.previous:
             notes.append(
                 f"{lock.path}: took over the lock of an ended run ({_describe(lock.previous)})"
             )
-        notes += [
-            f"removed {p}, left by an interrupted write" for p in remove_stale_temp_files(save_dir)
-        ]
+        if not lock.unsupported:  # unlocked, a temp file may be another run's live write
+            removed = remove_stale_temp_files(save_dir)
+            notes += [f"removed {p}, left by an interrupted write" for p in removed]
         if tensorboard_dir is not None:
             check_writable(tensorboard_dir, "tensorboard_dir")
         yield notes

@@ -40,7 +40,7 @@ def _argv(data_dir: Path, save: Path, *extra: str) -> list[str]:
     return [*TINY_TRAIN, f"data.path={data_dir}", f"checkpoint.save_dir={save}", *extra]
 
 
-# Temp files as checkpoint._write_atomically and metrics.truncate_log name them.
+# Temp files as checkpoint._write_atomically, metrics.truncate_log and the probe name them.
 OURS = [
     ".checkpoint_last.pt.k3j_9x2a.tmp",
     ".checkpoint_best.pt.abcdefgh.tmp",
@@ -48,6 +48,7 @@ OURS = [
     ".checkpoint_2_120.pt.zz_zz_zz.tmp",
     ".train_log.jsonl.q1w2e3r4.tmp",
     "train_log.jsonl.tmp",
+    ".nmt-write-probe.a1b2c3d4",  # the writability probe (save_dir.check_writable)
 ]
 # Look-alikes that are not ours: another program's file, no random part, wrong length,
 # another suffix, a name that only ends like ours.
@@ -198,3 +199,19 @@ def test_a_read_only_save_dir_fails_in_one_line(
         run_main(train_cli.main, _argv(data_dir, save, "max_update=1")), "nmt-train"
     )
     assert f"checkpoint.save_dir={save}" in line and "Read-only file system" in line
+
+
+def test_a_file_system_without_locks_runs_unlocked_and_says_so(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(save_dir.fcntl, "flock", no_locks)
+    save = tmp_path / "run"
+    save.mkdir()
+    save.joinpath(OURS[0]).write_bytes(b"maybe another run's live write")
+    result = run_main(train_cli.main, _argv(data_dir, save, "max_update=1"))
+    assert result.code == 0, result.stderr
+    assert "the file system cannot lock (No locks available)" in result.stdout
+    assert save.joinpath(OURS[0]).exists()  # unlocked: nothing is deleted

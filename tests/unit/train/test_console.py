@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Callable
@@ -11,6 +12,7 @@ import pytest
 from trainer_helpers import read_log
 
 from nmt_preln.config import LogFormat, TrainConfig
+from nmt_preln.train.console import Console
 from nmt_preln.train.trainer import train
 
 MakeConfig = Callable[..., TrainConfig]
@@ -50,3 +52,23 @@ def test_json_lines_on_stdout_and_the_same_train_log(
         text_log = read_log(Path(text_cfg.checkpoint.save_dir), split)
         json_log = read_log(Path(json_cfg.checkpoint.save_dir), split)
         assert _without_wall(text_log) == _without_wall(json_log)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("log_format", list(LogFormat))
+def test_a_bar_only_for_text_on_a_terminal(log_format: LogFormat) -> None:
+    stream = _Terminal()
+    console = Console(stream, log_format=log_format, progress_bar=True)
+    console.progress(epoch=1, done=1, total=2)
+    console.info("a message")
+    console.end_epoch()
+    shown = stream.getvalue().replace("\033[K", "").replace("\r", "\n")
+    lines = [ln for ln in shown.splitlines() if ln.strip()]
+    if log_format == LogFormat.json:
+        assert [json.loads(ln)["message"] for ln in lines] == ["a message"]
+    else:
+        assert any("1/2" in ln for ln in lines) and any(TIMESTAMP.match(ln) for ln in lines)
