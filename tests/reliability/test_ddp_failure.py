@@ -18,6 +18,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from nmt_preln.train.checkpoint import LAST, load_checkpoint
+from nmt_preln.train.save_dir import SaveDirLock
 
 from .harness import logged_updates, run_argv, start_training, wait_for
 
@@ -104,3 +105,28 @@ def test_a_hung_rank_frees_the_others_after_the_ddp_timeout(data_dir: Path, tmp_
     assert waited >= TIMEOUT_MINUTES * 60 * 0.9  # it did wait for the timeout, not less
     print(f"\nrank 0 exited {waited:.1f}s after rank 1 was stopped")
     load_checkpoint(save / LAST)
+
+
+def test_a_locked_save_dir_stops_every_rank_at_once(data_dir: Path, tmp_path: Path) -> None:
+    save = tmp_path / "run"
+    save.mkdir()
+    lock = SaveDirLock(str(save))  # another run holds the directory
+    ranks: list[BaseProcess] = []
+    try:
+        ranks += _start_ranks(run_argv(data_dir, save, "max_update=200"), tmp_path)
+        for process in ranks:
+            process.join(timeout=BOUND_S)
+        alive = [process.is_alive() for process in ranks]
+    finally:
+        lock.release()
+        for process in ranks:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGKILL)
+            process.join(timeout=10)
+    assert alive == [False, False], "a rank waited instead of stopping"
+    for rank, process in enumerate(ranks):
+        text = (tmp_path / f"rank{rank}.txt").read_text(encoding="utf-8")
+        errors = [line for line in text.splitlines() if line.startswith("nmt-train: error:")]
+        assert process.exitcode == 1 and "Traceback" not in text, text
+        assert len(errors) == 1 and f"pid {os.getpid()}" in errors[0], text
+    assert not (save / LAST).exists()
