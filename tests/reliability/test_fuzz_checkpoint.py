@@ -184,6 +184,7 @@ def _commands(
     fmt = random.Random(case.name).choice(["safetensors", "ctranslate2"])
     out = str(work / "exported")
     generate = [str(data), "--path", str(ckpt), "--beam", "1", "--max-len-b", "3"]
+    generate += ["--results-path", str(work / "generated")]
     train = [*TINY_TRAIN, f"data.path={data}", f"checkpoint.save_dir={work / 'save'}"]
     return {
         "generate": (generate_cli.main, [*generate, "--gen-subset", "test"]),
@@ -215,6 +216,7 @@ def _run_case(case: Case, tmp_path: Path, data_dir: Path, trained: Path) -> None
         elif result.code != 0:
             failures.append(f"{command}: exit {result.code}: {result.stderr[-400:]}")
     assert not failures, failures
+    assert not Path("/tmp/x/PWNED").exists() and not list(Path("/tmp/x").glob("PWNED*"))
 
 
 @pytest.mark.parametrize("case", SAMPLE, ids=[c.name for c in SAMPLE])
