@@ -93,7 +93,8 @@ def test_a_failed_fsync_or_copy_keeps_the_old_file(
     with pytest.raises(ckpt.CheckpointError, match="Disk quota exceeded"):
         ckpt.copy_checkpoint(tmp_path / "new.pt", best)
     assert best.read_bytes() == before
-    assert ckpt.load_checkpoint(best)["model"]["w"][0, 0] == 1.0
+    # A bare state (no config): read it raw, load_checkpoint would ask for the training fields.
+    assert torch.load(best, weights_only=True)["model"]["w"][0, 0] == 1.0
     assert not list(tmp_path.glob(".*.tmp"))
 
 
