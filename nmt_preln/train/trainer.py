@@ -19,8 +19,9 @@ otherwise), one per log interval (the losses), and validation and checkpoints.
 Stopping: ``max_epoch``, ``max_update``, ``patience`` validations without improvement, or a
 signal. On SIGTERM/SIGINT the current update finishes (with the validation due at it, see
 :mod:`.intervals`), ``checkpoint_last.pt`` is saved and ``SystemExit(143)`` (SIGTERM) or
-``SystemExit(130)`` (SIGINT) is raised; a second SIGINT interrupts at once. Resuming continues mid-epoch, with the saved RNG states, and reproduces
-the per-update losses of an uninterrupted run.
+``SystemExit(130)`` (SIGINT) is raised; a second SIGINT interrupts at once. Resuming continues
+mid-epoch, with the saved RNG states, and reproduces the per-update losses of an uninterrupted
+run.
 """
 
 from __future__ import annotations
