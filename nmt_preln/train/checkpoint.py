@@ -187,7 +187,13 @@ def load_checkpoint(path: str | os.PathLike[str], *, kind: Kind = "resume") -> d
             f"{path} has checkpoint format_version {version!r}; this version of "
             f"nmt-preln reads format_version {FORMAT_VERSION}"
         )
-    return validate_state(state, source=f"checkpoint {path}", kind=kind)
+    try:
+        return validate_state(state, source=f"checkpoint {path}", kind=kind)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError) as e:
+        # A backstop: the schema names the field for every case it knows; a shape of data
+        # it did not foresee must still be one line, not a traceback.
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(f"checkpoint {path}: malformed ({reason})") from e
 
 
 def capture_rng_state() -> dict[str, Any]:

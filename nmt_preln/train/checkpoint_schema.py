@@ -58,7 +58,10 @@ class CheckpointError(UserError):
 
 def type_name(value: Any) -> str:
     """``a str``, ``None``, ``a list``: how a wrong value is named in messages."""
-    return "None" if value is None else f"a {type(value).__name__}"
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 class Fields:
@@ -136,7 +139,10 @@ def _plain_field(c: Fields, value: Any, kind: Any, field: str) -> Any:
         options = typing.get_args(kind)
         if value is None and type(None) in options:
             return None
-        (kind,) = [k for k in options if k is not type(None)]
+        others = [k for k in options if k is not type(None)]
+        if len(others) != 1:
+            return value  # no such setting today; nothing to check it against
+        kind = others[0]
     if dataclasses.is_dataclass(kind):
         return check_dataclass(c, value, kind, field=field, unknown_ok=True)  # type: ignore[arg-type]
     if isinstance(kind, type) and issubclass(kind, Enum):
@@ -299,14 +305,14 @@ def _languages(c: Fields, state: dict[str, Any]) -> None:
     models = c.mapping(state["spm_models"], "spm_models")
     if models and len(langs) < 2:
         c.fail("spm_models", "is given but source_lang/target_lang are not")
+    from nmt_preln.data.tokenizer import SentencePieceTokenizer
+
     for lang, blob in models.items():
         field = f"spm_models.{lang}"
         if lang not in langs:
             c.fail(field, f"names {lang!r}, which is neither source_lang nor target_lang")
         if not isinstance(blob, bytes) or not blob:
             c.fail(field, f"is {type_name(blob)}, expected the bytes of a SentencePiece model")
-        from nmt_preln.data.tokenizer import SentencePieceTokenizer
-
         try:
             SentencePieceTokenizer.from_bytes(blob, name=field)
         except UserError:

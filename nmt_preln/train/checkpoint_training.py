@@ -56,11 +56,13 @@ def _optimizer(c: Fields, value: Any, params: list[torch.nn.Parameter] | None) -
     keys: set[str] | None = None
     for pid, entry in c.mapping(optimizer["state"], "optimizer.state").items():
         field = f"optimizer.state.{pid}"
-        if pid not in ids:
+        if c.integer(pid, f"optimizer.state key {pid!r}") not in ids:
             c.fail(field, "is the state of a parameter no param group lists")
         # One optimizer keeps the same moments for every parameter: a lost one would only
         # fail (KeyError) at the first step.
-        if keys is not None and set(c.mapping(entry, field)) != keys:
+        if not all(isinstance(key, str) for key in c.mapping(entry, field)):
+            c.fail(field, "has a key that is not a str")
+        if keys is not None and set(entry) != keys:
             c.fail(field, f"has {sorted(entry)}, the other parameters {sorted(keys)}")
         keys = set(c.mapping(entry, field))
         for key, item in c.mapping(entry, field).items():
@@ -92,7 +94,7 @@ def _rng(c: Fields, value: Any, field: str) -> None:
     if gauss is not None:
         c.number(gauss, f"{field}.python.2")
     name, keys, pos, has_gauss, cached = c.sequence(rng["numpy"], f"{field}.numpy", length=5)
-    if name != "MT19937":
+    if not isinstance(name, str) or name != "MT19937":
         c.fail(f"{field}.numpy.0", f"is {name!r}, expected 'MT19937'")
     keys = c.tensor(keys, f"{field}.numpy.1")
     if keys.shape != (_MT_WORDS,) or keys.dtype != torch.int64:

@@ -322,7 +322,7 @@ _DELETE = object()
         ("config.arch.max_positions", 1 << 40, "config.arch.max_positions"),
         ("config.arch", None, "field 'config.arch' is None, expected a dict"),
         ("config.optim.lr", "fast", "field 'config.optim.lr' is a str, expected a number"),
-        ("src_dict", 7, "field 'src_dict' is a int, expected a list"),
+        ("src_dict", 7, "field 'src_dict' is an int, expected a list"),
         ("tgt_dict.5", 5, "field 'tgt_dict.5' is 5"),
         ("tgt_dict.0", "<pad>", "field 'tgt_dict' is not a dictionary"),
         ("spm_models", ["x"], "field 'spm_models' is a list, expected a dict"),
