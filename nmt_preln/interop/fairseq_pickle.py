@@ -60,9 +60,15 @@ def load_fairseq_state(path: str) -> dict[str, Any]:
     except pickle.UnpicklingError as e:
         found = _REFUSED.search(str(e))
         what = (found.group(1) or found.group(2)) if found else "an object that is not plain data"
+        hint = (
+            " (omegaconf objects: a checkpoint of a fairseq before 0.12? fairseq 0.12 saves its "
+            "config as plain data)"
+            if what.startswith("omegaconf.")
+            else ""
+        )
         raise UserError(
-            f"{path}: refusing to load: it pickles {what}, which a fairseq checkpoint does not "
-            f"need (only tensors, argparse.Namespace and plain data are read; nothing was run)"
+            f"{path}: refusing to load: it pickles {what}{hint}; only tensors, argparse.Namespace "
+            f"and plain data are read, and nothing from the file was run"
         ) from None
     except Exception as e:  # torch raises RuntimeError, EOFError, ValueError... on bad files
         reason = (str(e).splitlines() or [type(e).__name__])[0]
