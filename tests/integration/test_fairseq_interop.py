@@ -157,6 +157,26 @@ def test_an_imported_checkpoint_fine_tunes_and_exports(
         assert torch.equal(exported(src, prev), model(src, prev))
 
 
+def test_a_ctranslate2_export_of_an_import_translates_as_fairseq(
+    tmp_path: Path, adopted: Path
+) -> None:
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    _import("post-ln", adopted, tmp_path / "ours.pt")
+    argv = ["--format", "ctranslate2", "--path", str(tmp_path / "ours.pt"), "--out"]
+    assert nmt_export([*argv, str(tmp_path / "ct2")]) == 0
+    lines = (FIXTURES / "post-ln.generate.txt").read_text(encoding="utf-8").splitlines()
+    sources = {int(m[1]): m[2].split() for ln in lines if (m := re.match(r"S-(\d+)\t(.*)$", ln))}
+    theirs = best("\n".join(lines))
+    translator = ctranslate2.Translator(str(tmp_path / "ct2"), device="cpu", intra_threads=1)
+    ids = sorted(sources)
+    results = translator.translate_batch(
+        [sources[i] for i in ids], beam_size=4, length_penalty=1.0, max_decoding_length=200
+    )
+    assert {i: " ".join(r.hypotheses[0]) for i, r in zip(ids, results, strict=True)} == {
+        i: theirs[i][1] for i in ids
+    }
+
+
 def test_import_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert nmt_import([]) == 2
     assert nmt_import(["fairseq-data", str(tmp_path)]) == 1
