@@ -21,6 +21,9 @@ from nmt_preln.config import GenerateConfig
 
 MIB = 2**20
 FREE_FRACTION = 0.75  # the rest is left to the allocator's slack, the encoder and the FFN
+# Per hypothesis token: int64 token + float32 score, old and reindexed copies (24 bytes), and
+# the finished hypotheses' Python lists (about 70 bytes per token, float objects included).
+HYPOTHESIS_BYTES = 96
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,10 @@ class SearchFootprint:
         values, twice (the reorder double-buffers it), and the cross-attention keys and values
         ``(layers, src_len, d_model)``. Per step: ``rows x vocab`` float32 logits, their
         log-softmax, the candidates' scores and one stacked copy per model of an ensemble.
-        Plus the hypotheses' tokens and scores ``(rows, steps)``.
+        Plus the hypotheses ``(rows, steps)``: their tokens and scores as tensors (kept and
+        reindexed every step) and, once finished, as Python lists (``HYPOTHESIS_BYTES`` per
+        token in all). Measured on a 1-layer d16 model (vocabulary 40) at beam 20000,
+        61 steps: 422 MiB estimated, 424 MiB of peak RSS above beam 1's.
         """
         models = len(self.layers)
         cache = sum(
@@ -56,7 +62,7 @@ class SearchFootprint:
             for layers, d in zip(self.layers, self.d_model, strict=True)
         )
         logprobs = (3 + models) * self.rows * self.vocab * 4
-        hypotheses = 3 * self.rows * steps * 8
+        hypotheses = HYPOTHESIS_BYTES * self.rows * steps
         return cache + logprobs + hypotheses
 
 

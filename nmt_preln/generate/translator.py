@@ -143,7 +143,7 @@ class Translator:
         )
         self.budget = search_budget(cfg, device)
         self._shrunk = False
-        self._sentence_bytes(2, what="a one-token sentence")  # refuse a hopeless beam up front
+        self._sentence_bytes(2, what="the shortest sentence")  # refuse a hopeless beam up front
 
     def _sentence_bytes(self, src_len: int, *, what: str) -> int:
         """The footprint of one sentence; UserError when it alone exceeds the budget."""
@@ -154,8 +154,9 @@ class Translator:
             need = self.footprint.sentence_bytes(src_len=src_len, steps=steps)
         if self.budget and need > self.budget:
             raise UserError(
-                f"--beam {self.cfg.beam}: decoding {what} ({src_len} tokens, up to {steps} "
-                f"steps, vocabulary {self.footprint.vocab}) needs about {math.ceil(need / MIB)} "
+                f"--beam {self.cfg.beam}: decoding {what} ({src_len} tokens with </s>, up to "
+                f"{steps} steps, vocabulary {self.footprint.vocab}) needs about "
+                f"{math.ceil(need / MIB)} "
                 f"MiB, more than the {self.budget // MIB} MiB budget (--max-search-memory-mb; "
                 "default 3/4 of the free memory); lower --beam or --max-len-a/--max-len-b"
             )
