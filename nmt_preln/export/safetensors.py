@@ -29,6 +29,7 @@ from nmt_preln.errors import UserError
 from nmt_preln.export.ctranslate2 import write_spm_models
 from nmt_preln.models.transformer import Transformer, build_model
 from nmt_preln.train.checkpoint import load_model_from_checkpoint, model_config_from_plain
+from nmt_preln.train.checkpoint_schema import Fields, check_symbols
 
 EXPORT_FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -79,18 +80,31 @@ def export_safetensors(path: str, out: str, *, force: bool = False) -> Path:
 
 
 def load_safetensors(directory: str, *, device: torch.device | str = "cpu") -> Transformer:
-    """Rebuild the model of an exported directory, in eval mode on ``device``."""
+    """Rebuild the model of an exported directory, in eval mode on ``device``.
+
+    Raises:
+        UserError: config.json is unreadable or a field is missing or wrong (named), or the
+            weights do not fit it.
+    """
     st = _safetensors_torch()
     config_path = Path(directory) / CONFIG
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise UserError(f"{config_path}: not a readable export config ({e})") from e
+    c = Fields(str(config_path))
+    for key in ("arch", "src_dict", "tgt_dict"):
+        if key not in c.mapping(config, "(top level)"):
+            c.fail(key, "is missing")
     arch = model_config_from_plain(config["arch"], source=str(config_path))
     model = build_model(
         arch,
-        Dictionary.from_symbols(config["src_dict"]),
-        Dictionary.from_symbols(config["tgt_dict"]),
+        Dictionary.from_symbols(check_symbols(c, config["src_dict"], "src_dict")),
+        Dictionary.from_symbols(check_symbols(c, config["tgt_dict"], "tgt_dict")),
     )
-    st.load_model(model, str(Path(directory) / WEIGHTS), device=str(device))
+    try:
+        st.load_model(model, str(Path(directory) / WEIGHTS), device=str(device))
+    except (OSError, RuntimeError) as e:
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise UserError(f"{Path(directory) / WEIGHTS}: does not fit {config_path}: {reason}") from e
     return model.to(device).eval()

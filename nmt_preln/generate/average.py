@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from nmt_preln.config import AverageConfig
+from nmt_preln.data.dictionary import symbol_difference
 from nmt_preln.errors import UserError
 from nmt_preln.train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -59,21 +60,45 @@ def select_checkpoints(cfg: AverageConfig) -> list[Path]:
     return [path for _, path in sorted(numbered, reverse=True)[:count]]
 
 
+# Settings that do not change what the weights compute (labels, regularization).
+_FREE = {"name", "init", "dropout", "attention_dropout", "activation_dropout"}
+
+
+def _check_same_model(
+    state: dict[str, Any], other: dict[str, Any], *, path: Path, first: Path
+) -> None:
+    """Refuse averaging weights of equal shapes that mean different things."""
+    for side in ("src_dict", "tgt_dict"):
+        if diff := symbol_difference(state[side], other[side]):
+            raise UserError(f"{path}: its {side} differs from {first}'s ({diff})")
+    ours, theirs = state["config"]["arch"], other["config"]["arch"]
+    for key in sorted((ours.keys() | theirs.keys()) - _FREE):
+        if ours.get(key) != theirs.get(key):
+            raise UserError(
+                f"{path}: config.arch.{key}={ours.get(key)!r}, but {theirs.get(key)!r} in {first}"
+            )
+
+
 def average_states(paths: list[Path]) -> dict[str, Any]:
     """Load ``paths`` and return the newest state with the averaged model weights.
 
     Raises:
-        UserError: no paths, an unreadable checkpoint, or models with other weight names/shapes.
+        UserError: no paths, an unreadable or invalid checkpoint, or models with other
+            dictionaries, architectures (dropouts aside) or weight names/shapes.
     """
     if not paths:
         raise UserError("--inputs: no checkpoints to average")
     sums: dict[str, torch.Tensor] = {}
     newest: dict[str, Any] | None = None
+    reference: dict[str, Any] | None = None  # what the first checkpoint says the weights mean
     first = paths[0]
     for path in paths:
         # One at a time: only the running sums stay in memory. Validated as a model
         # checkpoint: the output is a checkpoint like any other, so it must be one.
         state = load_checkpoint(path, kind="model")
+        if reference is None:
+            reference = {k: state[k] for k in ("src_dict", "tgt_dict", "config")}
+        _check_same_model(state, reference, path=path, first=first)
         weights = state["model"]
         if sums and weights.keys() != sums.keys():
             raise UserError(f"{path}: its weights have other names than {first}'s")

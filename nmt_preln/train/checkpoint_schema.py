@@ -217,7 +217,8 @@ def model_config_from_plain(arch: Any, *, source: str, field: str = "arch") -> M
     return cfg
 
 
-def _symbols(c: Fields, value: Any, field: str) -> list[str]:
+def check_symbols(c: Fields, value: Any, field: str) -> list[str]:
+    """A dictionary's symbol list: non-empty strings, fairseq's specials first, no repeats."""
     from nmt_preln.data.dictionary import Dictionary
 
     symbols = c.sequence(value, field)
@@ -353,7 +354,7 @@ def validate_state(state: Any, *, source: str, kind: Kind) -> dict[str, Any]:
         if "arch" not in config:
             c.fail("config.arch", "is missing")
         arch = model_config_from_plain(config["arch"], source=source, field="config.arch")
-    symbols = {k: _symbols(c, state[k], k) for k in ("src_dict", "tgt_dict") if k in state}
+    symbols = {k: check_symbols(c, state[k], k) for k in ("src_dict", "tgt_dict") if k in state}
     weights = None
     if "model" in state:
         state["model"] = weights = _weights(c, state["model"])

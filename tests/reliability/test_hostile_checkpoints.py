@@ -193,3 +193,26 @@ def test_a_real_nmt_generate_refuses_a_bare_pickle_in_one_line(
     line = assert_clean_failure(run_cli(command), "nmt-generate")  # torch's warning silenced
     assert "refusing to load" in line
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [("activation", "config.arch.activation='gelu'"), ("dictionary", "tgt_dict differs")],
+)
+def test_average_refuses_same_shapes_of_another_model(
+    change: str, named: str, tmp_path: Path, trained: Path
+) -> None:
+    from nmt_preln.cli import average as average_cli
+
+    state = ckpt.load_checkpoint(trained)
+    if change == "activation":
+        state["config"]["arch"]["activation"] = "gelu"  # same tensors, another function
+    else:
+        symbols = state["tgt_dict"]
+        symbols[4], symbols[5] = symbols[5], symbols[4]  # same size, other words
+    other = tmp_path / "other.pt"
+    ckpt.save_checkpoint(other, state)
+    argv = ["--inputs", str(trained), str(other), "--output", str(tmp_path / "avg.pt")]
+    line = assert_clean_failure(run_main(average_cli.main, argv), "nmt-average")
+    assert named in line and str(other) in line, line
+    assert not (tmp_path / "avg.pt").exists()

@@ -170,3 +170,29 @@ def test_separate_sentencepiece_models_get_fixed_names(data_dir: Path, tmp_path:
     ct2 = export_ctranslate2(str(forged), str(tmp_path / "ct2"))
     assert (ct2 / "spm.src.model").read_bytes() == spm["de"]
     assert not list(ct2.glob("spm.de*")) and not list(ct2.glob("spm.en*"))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"src_dict": 7}, "field 'src_dict' is an int, expected a list"),
+        ({"arch": {"d_model": "32"}}, "field 'arch.d_model' is a str, expected int"),
+        ({"arch": None}, "field 'arch' is None, expected a dict"),
+        ({"arch": {"ffn_dim": 48}}, "does not fit"),
+    ],
+)
+def test_load_safetensors_names_the_bad_field(
+    change: dict[str, object], message: str, data_dir: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("safetensors")
+    from nmt_preln.errors import UserError
+
+    ckpt = make_checkpoint(data_dir, tmp_path / "model.pt", norm=NormPosition.pre)
+    out = export_safetensors(str(ckpt), str(tmp_path / "st"))
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    if isinstance(change.get("arch"), dict):
+        change = {"arch": {**config["arch"], **change["arch"]}}  # type: ignore[dict-item]
+    (out / "config.json").write_text(json.dumps({**config, **change}), encoding="utf-8")
+    with pytest.raises(UserError) as info:
+        load_safetensors(str(out))
+    assert message in str(info.value) and "\n" not in str(info.value), info.value
