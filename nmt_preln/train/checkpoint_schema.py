@@ -75,14 +75,17 @@ class Fields:
         self.source = source
 
     def fail(self, field: str, problem: str) -> NoReturn:
+        """Raise the one-line error: ``SOURCE: field 'FIELD' PROBLEM``."""
         raise CheckpointError(f"{self.source}: field '{field}' {problem}")
 
     def mapping(self, value: Any, field: str) -> dict[Any, Any]:
+        """``value`` if it is a dict."""
         if not isinstance(value, dict):
             self.fail(field, f"is {type_name(value)}, expected a dict")
         return value
 
     def sequence(self, value: Any, field: str, *, length: int | None = None) -> list[Any]:
+        """``value`` as a list if it is a list or tuple (of ``length`` items when given)."""
         if not isinstance(value, list | tuple):
             self.fail(field, f"is {type_name(value)}, expected a list")
         if length is not None and len(value) != length:
@@ -90,6 +93,7 @@ class Fields:
         return list(value)
 
     def integer(self, value: Any, field: str, *, low: int = 0, high: int | None = None) -> int:
+        """``value`` if it is an int (not a bool) in ``[low, high]``."""
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(field, f"is {type_name(value)}, expected int")
         if value < low or (high is not None and value > high):
@@ -110,6 +114,7 @@ class Fields:
         return float(value)
 
     def string(self, value: Any, field: str, *, pattern: re.Pattern[str] | None = None) -> str:
+        """``value`` if it is a str (matching all of ``pattern`` when given)."""
         if not isinstance(value, str):
             self.fail(field, f"is {type_name(value)}, expected str")
         if pattern is not None and not pattern.fullmatch(value):
@@ -117,6 +122,7 @@ class Fields:
         return value
 
     def tensor(self, value: Any, field: str) -> torch.Tensor:
+        """``value`` if it is a dense tensor, all finite when it holds floats."""
         if not isinstance(value, torch.Tensor):
             self.fail(field, f"is {type_name(value)}, expected a tensor")
         if value.layout != torch.strided:

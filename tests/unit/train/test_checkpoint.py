@@ -16,6 +16,7 @@ from nmt_preln.config import (
     ModelConfig,
     NormPosition,
     OptimConfig,
+    Optimizer,
     ScheduleConfig,
     ScheduleName,
     TrainConfig,
@@ -380,3 +381,27 @@ def test_wrapper_prefixes_are_stripped_when_loading(tmp_path: Path) -> None:
     state["model"] = {f"module.{k}": v for k, v in state["model"].items()}
     save_checkpoint(tmp_path / "c.pt", state)
     assert all(not k.startswith("module.") for k in load_checkpoint(tmp_path / "c.pt")["model"])
+
+
+@pytest.mark.parametrize("name", list(Optimizer))
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_the_state_of_every_optimizer_validates(
+    tmp_path: Path, name: Optimizer, momentum: float
+) -> None:
+    from nmt_preln.data.dictionary import Dictionary
+    from nmt_preln.models.transformer import build_model
+
+    d = Dictionary.from_symbols(SYMBOLS)
+    model = build_model(ARCH, d, d)
+    optimizer = build_optimizer(
+        model.parameters(), OptimConfig(name=name, momentum=momentum), device="cpu"
+    )
+    for _ in range(2):
+        model(torch.tensor([[5, 6, 2]]), torch.tensor([[2, 7]])).sum().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    state = {**_state(), "model": model.state_dict(), "optimizer": optimizer.state_dict()}
+    save_checkpoint(tmp_path / "c.pt", state)
+    build_optimizer(model.parameters(), OptimConfig(name=name), device="cpu").load_state_dict(
+        load_checkpoint(tmp_path / "c.pt")["optimizer"]
+    )
