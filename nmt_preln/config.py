@@ -45,22 +45,23 @@ class InitMethod(StrEnum):
 class ModelConfig:
     """An encoder-decoder Transformer; the defaults are fairseq's ``transformer_iwslt_de_en``."""
 
-    name: str = "transformer_iwslt_de_en"
+    name: str = "transformer_iwslt_de_en"  # preset name, recorded in checkpoints
+    # pre: LN inside each residual branch + final LN; post: LN after each addition
     norm_position: NormPosition = NormPosition.pre
-    encoder_layers: int = 6
-    decoder_layers: int = 6
-    d_model: int = 512
-    ffn_dim: int = 1024
-    num_heads: int = 4
-    dropout: float = 0.3
-    attention_dropout: float = 0.0
-    activation_dropout: float = 0.0
-    activation: Activation = Activation.relu
-    learned_positions: bool = False
-    max_positions: int = 1024
-    share_decoder_input_output_embed: bool = True
+    encoder_layers: int = 6  # encoder blocks
+    decoder_layers: int = 6  # decoder blocks
+    d_model: int = 512  # embedding and hidden width, encoder and decoder
+    ffn_dim: int = 1024  # inner width of the feed-forward networks
+    num_heads: int = 4  # attention heads; must divide d_model
+    dropout: float = 0.3  # dropout on embeddings and residual branches
+    attention_dropout: float = 0.0  # dropout on attention weights
+    activation_dropout: float = 0.0  # dropout after the FFN activation
+    activation: Activation = Activation.relu  # FFN activation
+    learned_positions: bool = False  # learned position embeddings instead of sinusoidal
+    max_positions: int = 1024  # longest sequence the position table covers
+    share_decoder_input_output_embed: bool = True  # tie decoder embedding and output projection
     share_all_embeddings: bool = False  # requires a joined dictionary
-    init: InitMethod = InitMethod.xavier_uniform
+    init: InitMethod = InitMethod.xavier_uniform  # initialization of the projection weights
 
 
 class Optimizer(StrEnum):
@@ -72,11 +73,11 @@ class Optimizer(StrEnum):
 
 @dataclass
 class OptimConfig:
-    name: Optimizer = Optimizer.adam
+    name: Optimizer = Optimizer.adam  # optimizer
     lr: float = 5e-4  # peak learning rate (lr_max in the paper)
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
-    eps: float = 1e-8
-    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])  # Adam's (beta1, beta2)
+    eps: float = 1e-8  # Adam's epsilon
+    weight_decay: float = 0.0  # AdamW: decoupled; adam/radam/sgd: L2 added to the gradient
     momentum: float = 0.0  # SGD only
     clip_norm: float = 0.0  # 0 disables gradient clipping
     fused: bool = True  # use torch's fused kernels where the device supports them
@@ -97,12 +98,12 @@ class ScheduleName(StrEnum):
 class ScheduleConfig:
     """Learning-rate schedule; see :mod:`nmt_preln.train.schedule` for the formulas."""
 
-    name: ScheduleName = ScheduleName.inverse_sqrt
+    name: ScheduleName = ScheduleName.inverse_sqrt  # learning-rate schedule
     warmup_updates: int = 4000  # 0 means no warm-up at all (the Pre-LN setting)
-    warmup_init_lr: float = 1e-7
-    min_lr: float = 0.0
-    decay_epoch: int = 8
-    decay_factor: float = 0.1
+    warmup_init_lr: float = 1e-7  # learning rate at update 0 of the warm-up
+    min_lr: float = 0.0  # floor of the linear/cosine decay
+    decay_epoch: int = 8  # step schedules: first epoch of the decay
+    decay_factor: float = 0.1  # step_decay: lr multiplier from decay_epoch on
     total_updates: int = 0  # for linear/cosine; 0 means train.max_update
 
 
@@ -110,13 +111,13 @@ class ScheduleConfig:
 class DataConfig:
     path: str = MISSING  # a directory written by nmt-preprocess
     source_lang: str | None = None  # None: read from the directory's manifest
-    target_lang: str | None = None
-    train_subset: str = "train"
-    valid_subset: str = "valid"
+    target_lang: str | None = None  # None: read from the directory's manifest
+    train_subset: str = "train"  # split trained on
+    valid_subset: str = "valid"  # split validated on
     max_tokens: int = 4096  # per batch and per GPU, source or target side, padding included
     batch_size: int = 0  # maximum sentences per batch; 0 means no limit beyond max_tokens
-    max_source_positions: int = 1024
-    max_target_positions: int = 1024
+    max_source_positions: int = 1024  # longer training pairs are skipped
+    max_target_positions: int = 1024  # longer training pairs are skipped
     num_workers: int = 1  # background batch-loading threads; 0 loads in the training loop
 
 
@@ -134,11 +135,11 @@ class Precision(StrEnum):
 
 @dataclass
 class HardwareConfig:
-    device: Device = Device.auto
-    precision: Precision = Precision.fp32
+    device: Device = Device.auto  # auto: cuda when available, else cpu
+    precision: Precision = Precision.fp32  # fp32, bf16 autocast, or fp16 autocast with loss scaling
     compile: bool = False  # torch.compile the model
     num_threads: int = 0  # intra-op CPU threads; 0 keeps torch's default
-    fp16_init_scale: float = 128.0
+    fp16_init_scale: float = 128.0  # initial fp16 loss scale
     fp16_scale_window: int = 2000  # updates without overflow before the loss scale doubles
     min_loss_scale: float = 1e-4  # stop with an error when the fp16 loss scale falls below this
     # How long a DDP collective waits for a rank that stopped answering (hung, SIGSTOPped,
@@ -151,11 +152,11 @@ class HardwareConfig:
 
 @dataclass
 class CheckpointConfig:
-    save_dir: str = "checkpoints"
+    save_dir: str = "checkpoints"  # checkpoints, train_log.jsonl and (by default) TensorBoard logs
     save_interval: int = 1  # epochs between checkpoint_<epoch>.pt files
     save_interval_updates: int = 0  # 0 disables checkpoint_<epoch>_<update>.pt files
     keep_last_epochs: int = -1  # -1 keeps all
-    keep_interval_updates: int = -1
+    keep_interval_updates: int = -1  # -1 keeps all checkpoint_<epoch>_<update>.pt
     resume: bool = True  # continue from save_dir/checkpoint_last.pt when it exists
     restore_file: str | None = None  # start from this checkpoint instead
     best_metric: str = "loss"  # "loss" (lower is better) or "bleu" (higher is better)
@@ -184,7 +185,7 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    label_smoothing: float = 0.1
+    label_smoothing: float = 0.1  # epsilon of the label-smoothed cross-entropy
     update_freq: int = 1  # gradient accumulation: batches per optimizer update
     max_epoch: int = 0  # 0 means no limit
     max_update: int = 0  # 0 means no limit
@@ -195,16 +196,16 @@ class TrainConfig:
     # The search of validation BLEU (fairseq's --eval-bleu-args), decoded by nmt-generate's
     # Translator: output length at most max_len_a * source length + max_len_b.
     validate_bleu_beam: int = 1
-    validate_bleu_lenpen: float = 1.0
-    validate_bleu_max_len_a: float = 1.2
-    validate_bleu_max_len_b: int = 10
+    validate_bleu_lenpen: float = 1.0  # length penalty of the validation search
+    validate_bleu_max_len_a: float = 1.2  # max output length = a * source length + b
+    validate_bleu_max_len_b: int = 10  # max output length = a * source length + b
     validate_bleu_print_samples: int = 0  # print the first N translations at every validation
     log_interval: int = 100  # updates between log lines
-    log_format: LogFormat = LogFormat.text
+    log_format: LogFormat = LogFormat.text  # text lines, or one JSON object per line
     tensorboard_dir: str | None = None  # None: <save_dir>/tensorboard
     log_layer_grad_norms: bool = True  # per-layer FFN/attention gradient norms in TensorBoard
     progress_bar: bool = True  # a tqdm-like bar on a terminal; plain log lines otherwise
-    seed: int = 1
+    seed: int = 1  # seeds python, numpy, torch and the batch order
 
 
 class Segmentation(StrEnum):

@@ -200,3 +200,11 @@ def test_help_text_comes_from_the_dataclasses() -> None:
     assert field_help(OptimConfig, "lr").startswith("peak learning rate")
     assert field_help(GenerateConfig, "beam") == "beam size; 1 is greedy"  # metadata
     assert {s.key for s in settings(TrainConfig)} >= {"arch.d_model", "optim.lr", "seed"}
+
+
+def test_every_train_setting_has_help_text() -> None:
+    """`nmt-train --help` and README's tables show each setting's help: none may be blank."""
+    from nmt_preln.config_tree import settings
+
+    blank = [s.key for s in settings(TrainConfig) if not s.help.strip()]
+    assert blank == []
