@@ -26,6 +26,9 @@ from nmt_preln.models.layers import (
     MultiheadAttention,
 )
 
+# Longest sequence a model may be built for: a checkpoint claiming more is refused on loading.
+MAX_POSITIONS = 1 << 20
+
 
 def sinusoidal_table(num_positions: int, d_model: int) -> Tensor:
     """fairseq's sinusoidal table: the first half of each row is sin, the second half cos.
@@ -257,6 +260,8 @@ def check_model_config(cfg: ModelConfig) -> None:
             raise UserError(f"arch.{name}={getattr(cfg, name)} must be >= 1")
     if cfg.max_positions < 2:  # </s> plus at least one token
         raise UserError(f"arch.max_positions={cfg.max_positions} must be >= 2")
+    if cfg.max_positions > MAX_POSITIONS:  # the sinusoidal table is built, not loaded
+        raise UserError(f"arch.max_positions={cfg.max_positions} must be <= {MAX_POSITIONS}")
     if cfg.d_model % cfg.num_heads:
         raise UserError(
             f"arch.num_heads={cfg.num_heads} does not divide arch.d_model={cfg.d_model}"

@@ -34,8 +34,6 @@ Kind = Literal["model", "resume"]
 # A language code becomes part of file names (dict.{lang}.txt, spm.{lang}.model): nothing
 # that could be a path, a hidden file or a shell pattern.
 LANGUAGE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,15}")
-# The sinusoidal table (max_positions, d_model) is built, not loaded: bound it before building.
-MAX_POSITIONS = 1 << 20
 REQUIRED: dict[str, tuple[str, ...]] = {
     "model": ("model", "config", "src_dict", "tgt_dict"),
     "resume": (
@@ -218,8 +216,6 @@ def model_config_from_plain(arch: Any, *, source: str, field: str = "arch") -> M
         check_model_config(cfg)  # the rules nmt-train applies to its own settings
     except UserError as e:
         raise CheckpointError(f"{source}: {field}{str(e).removeprefix('arch')}") from e
-    if cfg.max_positions > MAX_POSITIONS:
-        c.fail(f"{field}.max_positions", f"is {cfg.max_positions}, expected <= {MAX_POSITIONS}")
     return cfg
 
 

@@ -141,21 +141,45 @@ def _load_optimizer(s: Session, state: dict[str, Any], path: str) -> None:
     s.progress.num_updates = int(state["num_updates"])
 
 
-def restore(s: Session) -> None:
-    """Load what :func:`restore_source` and the resets say into the session.
+@dataclass
+class RestorePoint:
+    """A checkpoint to start from, read and validated (see :func:`load_restore_point`)."""
+
+    path: str
+    kind: SourceKind
+    state: dict[str, Any]
+
+
+def load_restore_point(cfg: CheckpointConfig) -> RestorePoint | None:
+    """Read and validate the checkpoint :func:`restore_source` picks, or ``None`` for none.
+
+    Called before anything is written into the save directory (the TensorBoard writer
+    included), so that a refused checkpoint leaves no new file behind.
+
+    Raises:
+        CheckpointError: the file is unreadable or fails validation.
+    """
+    found = restore_source(cfg)
+    if found is None:
+        return None
+    path, kind = found
+    # Fine-tuning needs only the weights (an averaged checkpoint will do).
+    state = ckpt.load_checkpoint(path, kind="model" if kind == SourceKind.finetune else "resume")
+    return RestorePoint(path=path, kind=kind, state=state)
+
+
+def restore(s: Session, point: RestorePoint | None) -> None:
+    """Load ``point`` (from :func:`load_restore_point`) and the resets into the session.
 
     Raises:
         UserError: the checkpoint does not fit this run's model, data or optimizer.
     """
-    found = restore_source(s.cfg.checkpoint)
-    if found is None or found[1] == SourceKind.finetune:
+    if point is None or point.kind == SourceKind.finetune:
         # A run killed before its first save left records of updates that will be redone.
         _truncate_log(s, 0)
-    if found is None:
+    if point is None:
         return
-    path, kind = found
-    # Fine-tuning needs only the weights (an averaged checkpoint will do).
-    state = ckpt.load_checkpoint(path, kind="model" if kind == SourceKind.finetune else "resume")
+    path, kind, state = point.path, point.kind, point.state
     check_same_model(s, state, path)
     resets = Resets.of(s.cfg.checkpoint, kind)
     try:

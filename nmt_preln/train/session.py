@@ -32,7 +32,7 @@ from nmt_preln.train import distributed
 from nmt_preln.train.distributed import DistributedContext
 from nmt_preln.train.metrics import TrainMetrics
 from nmt_preln.train.optim import DynamicLossScaler, build_optimizer
-from nmt_preln.train.restore import restore
+from nmt_preln.train.restore import load_restore_point, restore
 from nmt_preln.train.schedule import LRScheduler
 from nmt_preln.train.validation import Validator
 
@@ -156,6 +156,7 @@ def build_session(cfg: TrainConfig, ctx: DistributedContext, device_type: str) -
     scheduler = LRScheduler(cfg.schedule, peak_lr=cfg.optim.lr, max_update=cfg.max_update)
     fp16 = cfg.hardware.precision == Precision.fp16
     scaler = DynamicLossScaler.from_config(cfg.hardware) if fp16 else None
+    point = load_restore_point(cfg.checkpoint)  # validated before the TensorBoard writer exists
     save_dir = cfg.checkpoint.save_dir
     metrics = TrainMetrics(
         ctx,
@@ -179,7 +180,7 @@ def build_session(cfg: TrainConfig, ctx: DistributedContext, device_type: str) -
         keep=_position_filter(cfg, train_data),
         spm_models=spm_models,
     )
-    restore(session)  # restores the RNG states last, after everything that draws from them
+    restore(session, point)  # restores the RNG states last, after everything that draws from them
     session.net = distributed.wrap_model(model, ctx, device)
     if cfg.hardware.compile:
         # Every batch has another (batch, src_len, tgt_len) shape: compile for symbolic sizes

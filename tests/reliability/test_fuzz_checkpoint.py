@@ -163,17 +163,13 @@ def _mutate(state: dict[str, Any], case: Case) -> None:
 
 
 def _snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
-    """Size and mtime of every file below ``roots``, except TensorBoard's event files.
-
-    nmt-train opens its TensorBoard writer (which creates an event file) before it loads the
-    checkpoint to resume (train/session.py builds TrainMetrics first); that is reported,
-    not fixed here, and the only file a refused resume leaves behind.
-    """
+    """Size and mtime of every file below ``roots`` (a refused resume must add or change none:
+    nmt-train validates the checkpoint before its TensorBoard writer creates an event file)."""
     return {
         str(p): (p.stat().st_size, p.stat().st_mtime_ns)
         for root in roots
         for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.startswith("events.out.tfevents.")
+        if p.is_file()
     }
 
 

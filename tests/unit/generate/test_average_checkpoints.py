@@ -2,28 +2,46 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 from nmt_preln.cli.average import main
 
-from nmt_preln.config import AverageConfig
+from nmt_preln.config import AverageConfig, ModelConfig
+from nmt_preln.data.dictionary import Dictionary
 from nmt_preln.errors import UserError
 from nmt_preln.generate.average import average, select_checkpoints
-from nmt_preln.train.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from nmt_preln.models.transformer import build_model
+from nmt_preln.train.checkpoint import (
+    FORMAT_VERSION,
+    config_to_plain,
+    load_checkpoint,
+    save_checkpoint,
+)
+
+SYMBOLS = ["<s>", "<pad>", "</s>", "<unk>", "a", "b"]
+ARCH = ModelConfig(encoder_layers=1, decoder_layers=1, d_model=8, ffn_dim=8, num_heads=2)
+HALF = "encoder.final_norm.bias"  # stored in float16: the average keeps each weight's dtype
 
 
-def write(path: Path, value: float, *, updates: int, extra: str = "w") -> Path:
+def write(path: Path, value: float, *, updates: int, ffn_dim: int = 8) -> Path:
+    """A checkpoint of a tiny model (load_checkpoint validates it) whose weights all equal value."""
+    arch = dataclasses.replace(ARCH, ffn_dim=ffn_dim)
+    d = Dictionary.from_symbols(SYMBOLS)
+    weights = {
+        k: torch.full_like(v, value) for k, v in build_model(arch, d, d).state_dict().items()
+    }
+    weights[HALF] = weights[HALF].half()
     state = {
         "format_version": FORMAT_VERSION,
-        "model": {
-            extra: torch.full((2, 3), value),
-            "half": torch.full((2,), value, dtype=torch.float16),
-            "steps": torch.tensor([updates]),
-        },
-        "optimizer": {"lr": updates},
+        "model": weights,
+        "config": {"arch": config_to_plain(arch)},
+        "src_dict": SYMBOLS,
+        "tgt_dict": SYMBOLS,
         "num_updates": updates,
+        "best_metric": float(updates),
     }
     save_checkpoint(path, state)
     return path
@@ -35,11 +53,11 @@ def test_average_of_three(tmp_path: Path) -> None:
         for i, (v, u) in enumerate([(1.0, 10), (2.0, 30), (6.0, 20)])
     ]
     average(AverageConfig(inputs=[str(p) for p in paths], output=str(tmp_path / "avg.pt")))
-    state = load_checkpoint(tmp_path / "avg.pt")
-    assert torch.equal(state["model"]["w"], torch.full((2, 3), 3.0))
-    assert state["model"]["half"].dtype == torch.float16 and float(state["model"]["half"][0]) == 3.0
-    assert state["model"]["steps"].tolist() == [30]  # non-float entries: the newest's
-    assert state["num_updates"] == 30 and state["optimizer"] == {"lr": 30}
+    state = load_checkpoint(tmp_path / "avg.pt", kind="model")
+    fc1 = state["model"]["encoder.layers.0.ffn.fc1.weight"]
+    assert torch.equal(fc1, torch.full_like(fc1, 3.0))
+    assert state["model"][HALF].dtype == torch.float16 and float(state["model"][HALF][0]) == 3.0
+    assert state["num_updates"] == 30 and state["best_metric"] == 30.0  # the newest's
 
 
 def test_selects_the_last_epoch_or_update_checkpoints(tmp_path: Path) -> None:
@@ -67,11 +85,14 @@ def test_selects_the_last_epoch_or_update_checkpoints(tmp_path: Path) -> None:
 
 def test_mismatched_models_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = write(tmp_path / "a.pt", 1.0, updates=1)
-    b = write(tmp_path / "b.pt", 3.0, updates=2, extra="other")
+    b = write(tmp_path / "b.pt", 3.0, updates=2, ffn_dim=16)
     assert main(["--inputs", str(a), str(b), "--output", str(tmp_path / "o.pt")]) == 1
-    assert "b.pt: its weights have other names than" in capsys.readouterr().err
+    assert "b.pt: config.arch.ffn_dim=16, but 8 in" in capsys.readouterr().err
     c = write(tmp_path / "c.pt", 3.0, updates=2)
     assert main(["--inputs", str(a), str(c), "--output", str(tmp_path / "o.pt")]) == 0
-    assert float(load_checkpoint(tmp_path / "o.pt")["model"]["w"][0, 0]) == 2.0
+    fc1 = load_checkpoint(tmp_path / "o.pt", kind="model")["model"][
+        "encoder.layers.0.ffn.fc1.weight"
+    ]
+    assert float(fc1[0, 0]) == 2.0
     assert main(["--inputs", str(tmp_path / "nope.pt"), "--output", str(tmp_path / "o.pt")]) == 1
     assert "nope.pt does not exist" in capsys.readouterr().err
