@@ -86,7 +86,7 @@ def main() -> None:
     p.add_argument("--max-update", type=int, default=800)
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--lenpen", type=float, default=1.0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)  # 2 threads crawl on a shared machine
     a = p.parse_args()
     fs, work, t = a.fairseq / "bin", a.work, a.threads
     work.mkdir(parents=True, exist_ok=True)
