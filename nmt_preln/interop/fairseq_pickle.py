@@ -87,8 +87,21 @@ def model_args(state: dict[str, Any], *, path: str) -> dict[str, Any]:
     if isinstance(source, argparse.Namespace):
         return dict(vars(source))
     if isinstance(source, dict):
-        return dict(source)
+        return _flatten(source)
     raise UserError(f"{path}: the checkpoint names no model options (no cfg.model or args)")
+
+
+def _flatten(model: dict[str, Any]) -> dict[str, Any]:
+    """fairseq's TransformerConfig nests ``encoder``/``decoder``/``quant_noise`` options (a
+    fairseq-hydra-train checkpoint); the flat names are the command line's:
+    ``{"encoder": {"embed_dim": 512}}`` -> ``{"encoder_embed_dim": 512}``."""
+    flat: dict[str, Any] = {}
+    for key, value in model.items():
+        if key in ("encoder", "decoder", "quant_noise") and isinstance(value, dict):
+            flat.update({f"{key}_{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
 
 
 def task_args(state: dict[str, Any]) -> dict[str, Any]:

@@ -92,3 +92,16 @@ def test_unreadable_files_fail_in_one_line(
     assert "\n" not in str(info.value)
     with pytest.raises(UserError, match="no such checkpoint"):
         load_fairseq_state(str(tmp_path / "missing.pt"))
+
+
+def test_nested_dataclass_options_are_flattened_to_the_command_line_names() -> None:
+    state = {"cfg": {"model": {"_name": "transformer", "encoder": {"embed_dim": 64, "layers": 3},
+                               "decoder": {"normalize_before": True}, "dropout": 0.2}}}  # fmt: skip
+    args = model_args(state, path="x")
+    assert args == {
+        "_name": "transformer",
+        "encoder_embed_dim": 64,
+        "encoder_layers": 3,
+        "decoder_normalize_before": True,
+        "dropout": 0.2,
+    }
