@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES
 
 from nmt_preln.errors import UserError
 from nmt_preln.interop.fairseq_pickle import load_fairseq_state, model_args, task_args
+
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "fairseq"
 
 
 class _WritesMarker:
