@@ -1,13 +1,15 @@
 """The two .idx layouts: fairseq's (written, byte for byte) and Megatron-LM's (older nmt-preln).
 
 The fixture data-bin under tests/fixtures/fairseq was written by fairseq-preprocess 0.12.2
-(its README gives the command); the slow test hands our files to fairseq's own reader.
+(its README gives the command); the slow test hands our files to fairseq's own reader. Also: what
+load_manifest says of a directory of such files without a manifest.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -105,3 +107,27 @@ def test_fairseqs_reader_reads_our_files(tmp_path: Path) -> None:
     read = json.loads(proc.stdout.strip().splitlines()[-1])
     assert read["small"] == [[t % 1000 for t in s] for s in seqs]
     assert read["large"] == seqs
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (None, r"no manifest\.json: it looks like a fairseq data-bin; adopt it with `nmt-import"),
+        ("spm.model", r"no manifest\.json: not a finished nmt-preprocess data directory"),
+        (".partial-x1", r"no manifest\.json: not a finished nmt-preprocess data directory"),
+    ],
+)
+def test_a_directory_without_manifest_says_what_it_looks_like(
+    tmp_path: Path, extra: str | None, message: str
+) -> None:
+    """A fairseq data-bin gets the adoption command; a half-written nmt-preprocess output
+    (SentencePiece model or staging directory present) does not."""
+    from nmt_preln.data.dataset import load_manifest
+
+    data = Path(shutil.copytree(FIXTURES, tmp_path / "bin"))
+    if extra == "spm.model":
+        (data / extra).write_bytes(b"")
+    elif extra:
+        (data / extra).mkdir()
+    with pytest.raises(UserError, match=message):
+        load_manifest(str(data))
