@@ -267,7 +267,10 @@ class OutputFormat(StrEnum):
 class GenerateConfig:
     """``nmt-generate``; flag names follow fairseq-generate and fairseq-interactive."""
 
-    data: str = field(default=MISSING, metadata=_help("data directory written by nmt-preprocess"))
+    data: str = field(
+        default=MISSING,
+        metadata=_help("data directory of nmt-preprocess (or nmt-import fairseq-data)"),
+    )
     path: str = field(default=MISSING, metadata=_help("checkpoint(s), colon-separated = ensemble"))
     # None = "test"; an explicit split together with --input is refused (it would be ignored).
     gen_subset: str | None = field(
