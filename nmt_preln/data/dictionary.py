@@ -77,11 +77,18 @@ class Dictionary:
             ids.append(self.eos)
         return ids
 
-    def string(self, ids: Sequence[int], *, strip_special: bool = True) -> str:
+    def string(
+        self, ids: Sequence[int], *, strip_special: bool = True, escape_unk: bool = False
+    ) -> str:
         """Join the symbols of ``ids`` with spaces; ``<s>``, ``<pad>``, ``</s>`` are dropped
-        when ``strip_special`` (``<unk>`` always stays visible)."""
+        when ``strip_special`` (``<unk>`` always stays visible). ``escape_unk`` writes ``<unk>``
+        as ``<<unk>>``, as fairseq-generate does for references, so that an unknown reference
+        word never matches an unknown hypothesis word in BLEU."""
         skip = {self.bos, self.pad, self.eos} if strip_special else set()
-        return " ".join(self.symbols[int(i)] for i in ids if int(i) not in skip)
+        unk = f"<{self.symbols[self.unk]}>" if escape_unk else self.symbols[self.unk]
+        return " ".join(
+            unk if int(i) == self.unk else self.symbols[int(i)] for i in ids if int(i) not in skip
+        )
 
     def finalize(self, *, threshold: int = 0, nwords: int = -1, padding_factor: int = 8) -> None:
         """Sort by frequency, drop rare symbols, pad the size to a multiple (fairseq's rules).

@@ -35,7 +35,8 @@ class Translation:
     Attributes:
         id: the sentence's index in the split or input (0-based).
         src_pieces: the source as space-joined pieces.
-        ref_pieces: the reference as space-joined pieces (None without references).
+        ref_pieces: the reference as space-joined pieces, ``<unk>`` written ``<<unk>>`` as
+            fairseq does (None without references).
         hypotheses: best first; empty for an empty input line.
         pieces: the space-joined pieces of each hypothesis (``</s>`` stripped, ``<unk>``
             replaced under ``--replace-unk``), aligned with ``hypotheses``.

@@ -150,7 +150,9 @@ class _Session:
                 Translation(
                     id=item.id,
                     src_pieces=src_dict.string(src),
-                    ref_pieces=None if item.ref is None else tgt_dict.string(item.ref.tolist()),
+                    ref_pieces=None
+                    if item.ref is None
+                    else tgt_dict.string(item.ref.tolist(), escape_unk=True),
                     hypotheses=h,
                     pieces=texts,
                     alignments=alignments,
