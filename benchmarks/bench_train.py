@@ -47,6 +47,7 @@ from nmt_preln.config import (
     TrainConfig,
 )
 from nmt_preln.data.dataset import LanguagePairDataset
+from nmt_preln.models.placement import placement_of
 from nmt_preln.train.batch_plan import batch_by_size
 from nmt_preln.train.batching import Batch, collate_indices
 from nmt_preln.train.distributed import DistributedContext
@@ -92,6 +93,9 @@ class BaselineModel(nn.Module):
 
     def __init__(self, arch: ModelConfig, *, vocab: tuple[int, int], pad: int, dropout: float):
         super().__init__()
+        placement = placement_of(arch.norm_position)
+        if not placement.plain:
+            raise SystemExit(f"bench_train: nn.Transformer has no {placement.title} blocks")
         d = arch.d_model
         self.pad, self.scale = pad, math.sqrt(d)
         self.src_embed = nn.Embedding(vocab[0], d, padding_idx=pad)
@@ -101,7 +105,7 @@ class BaselineModel(nn.Module):
         self.transformer = nn.Transformer(
             d_model=d, nhead=arch.num_heads, num_encoder_layers=arch.encoder_layers,
             num_decoder_layers=arch.decoder_layers, dim_feedforward=arch.ffn_dim,
-            dropout=dropout, batch_first=True, norm_first=arch.norm_position == NormPosition.pre,
+            dropout=dropout, batch_first=True, norm_first=placement.pre_norm,
         )  # fmt: skip
         self.out = nn.Linear(d, vocab[1], bias=False)
         self.out.weight = self.tgt_embed.weight
@@ -255,7 +259,7 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--ffn-dim", type=int, default=1024)
     parser.add_argument("--dropout", type=float, default=0.3)
-    parser.add_argument("--norm", choices=["pre", "post"], default="pre")
+    parser.add_argument("--norm", choices=[p.value for p in NormPosition], default="pre")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--only", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()

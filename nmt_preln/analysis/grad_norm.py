@@ -11,8 +11,9 @@ Frobenius norm ``||dL/dW||_F``. This is the gradient fairseq's trainer sees befo
 (it divides the summed loss by the same token count), hence the paper's scale. The norms are
 averaged over ``seeds x batches`` samples (mean and standard deviation of the norms, not the
 norm of an averaged gradient). The batches are the same for every seed, depth and placement,
-and seed ``s`` gives Post-LN and Pre-LN the same weights (LayerNorms start at 1 and 0), so the
-placements are compared on paired samples.
+and seed ``s`` gives every placement the same random draws (LayerNorms start at 1 and 0; a
+placement's ``init_gain``, DeepNorm's beta, only rescales some of them), so the placements
+(every entry of :data:`~nmt_preln.models.placement.PLACEMENTS`) are compared on paired samples.
 
 Dropout is off by default (``model.eval()``): Theorem 1 assumes no dropout, and with it on the
 norms also vary with the dropout masks. ``GradNormConfig.train_mode`` keeps it on.
@@ -41,6 +42,7 @@ from nmt_preln.config import GradNormConfig, ModelConfig, NormPosition
 from nmt_preln.data.dataset import LanguagePairDataset
 from nmt_preln.data.dictionary import Dictionary
 from nmt_preln.errors import UserError
+from nmt_preln.models.placement import PLACEMENTS, placement_of
 from nmt_preln.models.transformer import Transformer, build_model, named_analysis_weights
 from nmt_preln.train.batch_plan import batch_by_size
 from nmt_preln.train.batching import Batch, PairDataset, collate_indices
@@ -48,7 +50,6 @@ from nmt_preln.train.loss import label_smoothed_cross_entropy
 
 logger = logging.getLogger(__name__)
 
-PLACEMENTS = (NormPosition.post, NormPosition.pre)
 PROFILE_CSV = "grad_norm_layers.csv"
 DEPTH_CSV = "grad_norm_depth.csv"
 
@@ -58,7 +59,7 @@ class GradNormRow:
     """One line of the CSVs: the gradient norm of one weight kind in one layer.
 
     Attributes:
-        placement: ``post`` or ``pre``.
+        placement: the ``arch.norm_position`` value (``post``, ``pre``, ...).
         stack: ``encoder`` or ``decoder``.
         layers: layers per stack of the measured model.
         layer: 1-based index of the layer within its stack.
@@ -215,7 +216,7 @@ def parse_depths(text: str) -> list[int]:
 def measure(
     cfg: GradNormConfig, model_cfg: ModelConfig, data: Measurement, *, device: torch.device
 ) -> tuple[list[GradNormRow], list[GradNormRow]]:
-    """The layer profile and the depth sweep, each for Post-LN then Pre-LN.
+    """The layer profile and the depth sweep, each for every placement (``PLACEMENTS`` order).
 
     Args:
         cfg: seeds, loss, dropout, depths.
@@ -233,8 +234,8 @@ def measure(
     for placement in PLACEMENTS:
         for layers in dict.fromkeys([profile_layers, *depths]):  # ordered, no repeats
             logger.info(
-                "%s-LN, %d-%d layers: %d seeds x %d batches",
-                placement.value,
+                "%s, %d-%d layers: %d seeds x %d batches",
+                placement_of(placement).title,
                 layers,
                 layers,
                 len(seeds),
@@ -347,8 +348,8 @@ def run_grad_norm(cfg: GradNormConfig, model_cfg: ModelConfig) -> list[str]:
     for row in depth or profile:
         if row.stack == "decoder" and row.weight == "ffn.fc2" and row.layer == row.layers:
             logger.info(
-                "%s-LN %d-%d: last decoder layer ||dL/dW2||_F = %.4g +- %.2g",
-                row.placement,
+                "%s %d-%d: last decoder layer ||dL/dW2||_F = %.4g +- %.2g",
+                placement_of(row.placement).title,
                 row.layers,
                 row.layers,
                 row.mean,

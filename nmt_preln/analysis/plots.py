@@ -24,12 +24,12 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.ticker import MaxNLocator
 
+from nmt_preln.models.placement import PLACEMENTS, Placement
+
 if TYPE_CHECKING:  # grad_norm imports this module to draw its results
     from nmt_preln.analysis.curves import CurvePoint
     from nmt_preln.analysis.grad_norm import GradNormRow
 
-LABELS = {"post": "Post-LN", "pre": "Pre-LN"}
-COLORS = {"post": "tab:red", "pre": "tab:blue"}
 # Panel order of the profile: the paper's W^1, W^2, then the attention projections.
 WEIGHT_TITLES = {
     "ffn.fc1": "FFN W1",
@@ -52,11 +52,17 @@ def _save(fig: plt.Figure, path: str) -> None:
     plt.close(fig)
 
 
+def _placements(rows: Sequence[GradNormRow]) -> list[Placement]:
+    """The placements that have rows, in legend order."""
+    present = {r.placement for r in rows}
+    return [p for p in PLACEMENTS.values() if p.name.value in present]
+
+
 def _profile_panel(ax: Axes, rows: Sequence[GradNormRow], *, weight: str) -> None:
     """One weight kind: x = encoder layers 1..L, then decoder layers L+1..2L."""
     layers = max(r.layers for r in rows)
-    for placement in LABELS:
-        mine = [r for r in rows if r.placement == placement and r.weight == weight]
+    for placement in _placements(rows):
+        mine = [r for r in rows if r.placement == placement.name and r.weight == weight]
         mine.sort(key=lambda r: (r.stack != "encoder", r.layer))
         if not mine:
             continue
@@ -68,8 +74,8 @@ def _profile_panel(ax: Axes, rows: Sequence[GradNormRow], *, weight: str) -> Non
             marker="o",
             markersize=3,
             capsize=2,
-            color=COLORS[placement],
-            label=LABELS[placement],
+            color=placement.color,
+            label=placement.title,
         )
     ax.axvline(layers + 0.5, color="grey", linestyle=":", linewidth=1)
     ax.set_title(WEIGHT_TITLES.get(weight, weight), fontsize=9)
@@ -105,17 +111,18 @@ def plot_layer_profile(rows: Sequence[GradNormRow], path: str, *, title: str) ->
 def plot_depth_sweep(rows: Sequence[GradNormRow], path: str, *, title: str) -> None:
     """The last layer's W^2 gradient norm against layers per stack, encoder and decoder panels.
 
-    A dotted ``c / sqrt(L)`` guide through Pre-LN's shallowest point shows Theorem 1's Pre-LN
-    rate; Post-LN's prediction is a flat line.
+    A dotted ``c / sqrt(L)`` guide through the shallowest point of each placement whose
+    ``theorem1_rate`` is ``1/sqrt(L)`` (Pre-LN) shows Theorem 1's rate; Post-LN's prediction
+    is a flat line.
     """
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for ax, stack in zip(axes, ("encoder", "decoder"), strict=True):
-        for placement in LABELS:
+        for placement in _placements(rows):
             mine = sorted(
                 (
                     r
                     for r in rows
-                    if r.placement == placement and r.stack == stack and r.weight == "ffn.fc2"
+                    if r.placement == placement.name and r.stack == stack and r.weight == "ffn.fc2"
                 ),
                 key=lambda r: r.layers,
             )
@@ -128,12 +135,12 @@ def plot_depth_sweep(rows: Sequence[GradNormRow], path: str, *, title: str) -> N
                 yerr=[r.std for r in mine],
                 marker="o",
                 capsize=3,
-                color=COLORS[placement],
-                label=LABELS[placement],
+                color=placement.color,
+                label=placement.title,
             )
-            if placement == "pre":
+            if placement.theorem1_rate == "1/sqrt(L)":
                 guide = [mine[0].mean * math.sqrt(depths[0] / d) for d in depths]
-                ax.plot(depths, guide, linestyle=":", color=COLORS["pre"], label="∝ 1/√L")
+                ax.plot(depths, guide, linestyle=":", color=placement.color, label="∝ 1/√L")
         ax.set_title(f"{stack}: last layer FFN W2", fontsize=9)
         ax.set_xlabel("layers per stack (L-L model)")
         ax.set_ylim(bottom=0)

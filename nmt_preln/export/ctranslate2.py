@@ -1,7 +1,9 @@
 """Export a checkpoint to a CTranslate2 model directory (``nmt-export --format ctranslate2``).
 
 The weights go through ``ctranslate2.specs.TransformerSpec`` (the same route as CTranslate2's
-own fairseq converter): Pre-LN or Post-LN from ``arch.norm_position``, the sinusoidal table
+own fairseq converter): Pre-LN or Post-LN from ``arch.norm_position`` (a placement that
+CTranslate2's Transformer cannot compute, e.g. a scaled skip connection, is refused by name:
+see ``Placement.ctranslate2_gap``), the sinusoidal table
 row t for token t, embeddings scaled by sqrt(d_model), self-attention q/k/v fused into one
 matrix, cross-attention k/v fused, and fairseq's decoding conventions (``</s>`` starts the
 decoder, ``</s>`` is appended to the source). The directory also gets the SentencePiece
@@ -22,9 +24,11 @@ from typing import Any
 import numpy as np
 from torch import Tensor, nn
 
-from nmt_preln.config import Activation, NormPosition
+from nmt_preln.config import Activation, ModelConfig
 from nmt_preln.errors import UserError
-from nmt_preln.models.layers import DecoderLayer, EncoderLayer, MultiheadAttention, Residual
+from nmt_preln.models.attention import MultiheadAttention
+from nmt_preln.models.layers import DecoderLayer, EncoderLayer, Residual
+from nmt_preln.models.placement import Placement, placement_of
 from nmt_preln.models.transformer import (
     Decoder,
     Encoder,
@@ -105,6 +109,21 @@ def _set_final_norm(spec: Any, stack: Encoder | Decoder) -> None:
         spec.layer_norm.beta = _array(stack.final_norm.bias)
 
 
+def exportable_placement(cfg: ModelConfig) -> Placement:
+    """The model's placement if CTranslate2 computes it exactly.
+
+    Raises:
+        UserError: the placement needs something CTranslate2's Transformer lacks (named).
+    """
+    placement = placement_of(cfg.norm_position)
+    if placement.ctranslate2_gap:
+        raise UserError(
+            f"--format ctranslate2 cannot export norm_position {placement.name} "
+            f"({placement.title}): {placement.ctranslate2_gap}; use --format safetensors"
+        )
+    return placement
+
+
 def _vocabulary(symbols: list[str]) -> list[str]:
     # CTranslate2 reserves "<blank>" for padding, as its fairseq converter maps it.
     return ["<blank>" if s == "<pad>" else s for s in symbols]
@@ -123,6 +142,7 @@ def build_spec(model: Transformer, *, src_symbols: list[str], tgt_symbols: list[
     """
     specs = importlib.import_module("ctranslate2.specs")
     cfg = model.cfg
+    placement = exportable_placement(cfg)
     activation = {
         Activation.relu: specs.Activation.RELU,
         Activation.gelu: specs.Activation.GELU,  # nn.GELU(): the exact erf form
@@ -130,7 +150,7 @@ def build_spec(model: Transformer, *, src_symbols: list[str], tgt_symbols: list[
     spec = specs.TransformerSpec.from_config(
         (cfg.encoder_layers, cfg.decoder_layers),
         cfg.num_heads,
-        pre_norm=cfg.norm_position == NormPosition.pre,
+        pre_norm=placement.pre_norm,
         activation=activation,
     )
     positions = cfg.max_positions

@@ -22,13 +22,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nmt_preln.config import DataConfig, ModelConfig, NormPosition, TrainConfig
+from nmt_preln.config import DataConfig, ModelConfig, TrainConfig
 from nmt_preln.data.dictionary import Dictionary
 from nmt_preln.errors import UserError
 from nmt_preln.interop.config import FairseqCheckpointImportConfig
 from nmt_preln.interop.fairseq_arch import model_config, resolve_args
 from nmt_preln.interop.fairseq_data import find_language_pair
 from nmt_preln.interop.fairseq_pickle import load_fairseq_state, model_args, task_args
+from nmt_preln.models.placement import placement_of
 from nmt_preln.models.transformer import build_model, sinusoidal_table
 from nmt_preln.train import checkpoint as ckpt
 
@@ -255,6 +256,6 @@ def import_fairseq_checkpoint(cfg: FairseqCheckpointImportConfig) -> ImportResul
 def finetune_overrides(result: ImportResult) -> list[str]:
     """nmt-train overrides that rebuild the imported architecture (for fine-tuning)."""
     arch = ckpt.config_to_plain(result.arch)
-    group = "preln" if result.arch.norm_position == NormPosition.pre else "postln"
+    group = placement_of(result.arch.norm_position).arch_option
     values = {k: str(v).lower() if isinstance(v, bool) else v for k, v in arch.items()}
     return [f"+arch={group}", *(f"arch.{k}={v}" for k, v in values.items())]

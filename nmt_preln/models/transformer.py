@@ -15,16 +15,12 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from nmt_preln.config import ModelConfig, NormPosition
+from nmt_preln.config import ModelConfig
 from nmt_preln.errors import UserError
+from nmt_preln.models.attention import MultiheadAttention
 from nmt_preln.models.decoder_cache import DecoderCache
-from nmt_preln.models.layers import (
-    DecoderLayer,
-    Dropout,
-    EncoderLayer,
-    FeedForward,
-    MultiheadAttention,
-)
+from nmt_preln.models.layers import DecoderLayer, Dropout, EncoderLayer, FeedForward
+from nmt_preln.models.placement import placement_of
 
 # Longest sequence a model may be built for: a checkpoint claiming more is refused on loading.
 MAX_POSITIONS = 1 << 20
@@ -102,8 +98,9 @@ class TransformerEmbedding(nn.Module):
 
 
 def _final_norm(cfg: ModelConfig) -> nn.Module:
-    """Pre-LN needs a LayerNorm on the stack's output (its residual stream is never normalized)."""
-    return nn.LayerNorm(cfg.d_model) if cfg.norm_position == NormPosition.pre else nn.Identity()
+    """A LayerNorm on the stack's output where the placement's residual stream needs one."""
+    present = placement_of(cfg.norm_position).final_norm
+    return nn.LayerNorm(cfg.d_model) if present else nn.Identity()
 
 
 @dataclass

@@ -5,7 +5,7 @@ import torch
 from tiny_models import EOS, PAD, SRC_VOCAB, TGT_VOCAB, random_tokens, tiny_model
 
 from nmt_preln.config import NormPosition
-from nmt_preln.models.layers import MultiheadAttention
+from nmt_preln.models.attention import MultiheadAttention
 
 
 @pytest.mark.parametrize("norm_position", list(NormPosition))

@@ -8,7 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from nmt_preln.config import Activation, InitMethod, NormPosition
-from nmt_preln.models.layers import FeedForward, MultiheadAttention, Residual
+from nmt_preln.models.attention import MultiheadAttention
+from nmt_preln.models.layers import FeedForward, Residual
+from nmt_preln.models.placement import PLACEMENTS
 
 
 def _row_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -16,14 +18,14 @@ def _row_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_residual_holds_exactly_one_layernorm_on_the_right_side() -> None:
-    pre = Residual(16, norm_position=NormPosition.pre, dropout=0.0)
-    post = Residual(16, norm_position=NormPosition.post, dropout=0.0)
+    pre = Residual(16, placement=PLACEMENTS[NormPosition.pre], dropout=0.0)
+    post = Residual(16, placement=PLACEMENTS[NormPosition.post], dropout=0.0)
     assert isinstance(pre.pre_norm, nn.LayerNorm) and isinstance(pre.post_norm, nn.Identity)
     assert isinstance(post.pre_norm, nn.Identity) and isinstance(post.post_norm, nn.LayerNorm)
 
 
 def test_pre_ln_sublayer_sees_normalized_input_and_output_is_not_normalized() -> None:
-    residual = Residual(16, norm_position=NormPosition.pre, dropout=0.0)
+    residual = Residual(16, placement=PLACEMENTS[NormPosition.pre], dropout=0.0)
     x = 3.0 + 2.0 * torch.randn(4, 5, 16)  # (B, T, D), far from mean 0 / variance 1
     seen: list[torch.Tensor] = []
 
@@ -40,7 +42,7 @@ def test_pre_ln_sublayer_sees_normalized_input_and_output_is_not_normalized() ->
 
 
 def test_post_ln_sublayer_sees_raw_input_and_output_is_normalized() -> None:
-    residual = Residual(16, norm_position=NormPosition.post, dropout=0.0)
+    residual = Residual(16, placement=PLACEMENTS[NormPosition.post], dropout=0.0)
     x = 3.0 + 2.0 * torch.randn(4, 5, 16)  # (B, T, D)
     seen: list[torch.Tensor] = []
 
@@ -54,7 +56,7 @@ def test_post_ln_sublayer_sees_raw_input_and_output_is_normalized() -> None:
 
 
 def test_residual_dropout_applies_to_the_branch_only() -> None:
-    residual = Residual(16, norm_position=NormPosition.pre, dropout=0.5).train()
+    residual = Residual(16, placement=PLACEMENTS[NormPosition.pre], dropout=0.5).train()
     x = torch.randn(8, 10, 16)
     out = residual(x, lambda h: torch.zeros_like(h))
     torch.testing.assert_close(out, x)  # dropping a zero branch leaves x untouched
