@@ -8,24 +8,23 @@ from __future__ import annotations
 
 import os
 import queue
-import random
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
+from helpers.corpus import mirrored, preprocess_dir, write_corpus
 
 from nmt_preln.config import (
     CheckpointConfig,
     DataConfig,
     HardwareConfig,
     ModelConfig,
-    PreprocessConfig,
+    Segmentation,
     TrainConfig,
 )
 from nmt_preln.config import Device as DeviceName
-from nmt_preln.data.preprocess import preprocess as run_preprocess
 from nmt_preln.train.checkpoint import load_checkpoint, load_model_from_checkpoint
 from nmt_preln.train.trainer import train
 
@@ -51,13 +50,15 @@ def run(
     return proc
 
 
-def write_corpus(raw: Path, *, seed: int, words: list[str]) -> None:
-    rng = random.Random(seed)
-    raw.mkdir(parents=True)
-    for split, n in (("train", 400), ("valid", 10), ("test", 15)):
-        src = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 7))) for _ in range(n)]
-        (raw / f"{split}.de").write_text("\n".join(src) + "\n", encoding="utf-8")
-        (raw / f"{split}.en").write_text("\n".join(s[::-1] for s in src) + "\n", encoding="utf-8")
+def write_raw(raw: Path, *, seed: int, words: list[str]) -> None:
+    write_corpus(
+        raw,
+        sizes={"train": 400, "valid": 10, "test": 15},
+        seed=seed,
+        words=words,
+        lengths=(2, 7),
+        target=mirrored,
+    )
 
 
 def preprocess(work: Path, name: str) -> None:
@@ -85,7 +86,7 @@ def preprocess(work: Path, name: str) -> None:
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("generate_cli")
-    write_corpus(work / "raw", seed=0, words=WORDS)
+    write_raw(work / "raw", seed=0, words=WORDS)
     preprocess(work, "raw")
     arch = ModelConfig(
         encoder_layers=2,
@@ -207,17 +208,15 @@ def test_bad_checkpoint_is_one_line(work: Path) -> None:
 
 
 def test_mismatched_dictionary(work: Path) -> None:
-    write_corpus(work / "other", seed=3, words=["zebra", "yak", "xylophon", "wal", "vogel"])
-    other = PreprocessConfig(
-        source_lang="de",
-        target_lang="en",
-        trainpref=str(work / "other" / "train"),
-        testpref=str(work / "other" / "test"),
-        destdir=str(work / "other-bin"),
+    write_raw(work / "other", seed=3, words=["zebra", "yak", "xylophon", "wal", "vogel"])
+    preprocess_dir(  # in-process: one start-up less
+        work / "other",
+        work / "other-bin",
+        splits=("train", "test"),
+        segmentation=Segmentation.sentencepiece,
         joined_dictionary=True,
         spm_vocab_size=40,
     )
-    run_preprocess(other)  # in-process: one start-up less
     proc = run("nmt-generate", "other-bin", "--path", "ckpt/checkpoint_last.pt", cwd=work, ok=False)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
     assert "dict.de.txt: the source dictionary differs from the one in checkpoint" in proc.stderr

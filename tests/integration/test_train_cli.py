@@ -6,16 +6,15 @@ Everything runs through the console script's ``main(argv)`` in-process (torch st
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
 import torch
+from helpers.corpus import WORDS, preprocess_dir, reversed_order, write_corpus
 from nmt_preln.cli.train import main
 
-from nmt_preln.config import PreprocessConfig, Segmentation, TrainConfig
+from nmt_preln.config import TrainConfig
 from nmt_preln.config_tree import settings
-from nmt_preln.data.preprocess import preprocess
 from nmt_preln.fairseq_flags import FLAGS
 
 # A 16-wide 1+1-layer model, written the fairseq way.
@@ -50,21 +49,15 @@ def one_error_line(err: str) -> str:
 def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory holding ``demo/data-bin``, where ``make demo`` puts the data of ``data=toy``."""
     root = tmp_path_factory.mktemp("checkout")
-    rng = random.Random(1)
-    for split, n in (("train", 120), ("valid", 20)):
-        words = [[f"w{rng.randrange(20)}" for _ in range(rng.randint(2, 7))] for _ in range(n)]
-        (root / f"{split}.de").write_text("\n".join(" ".join(w) for w in words) + "\n")
-        (root / f"{split}.en").write_text("\n".join(" ".join(w[::-1]) for w in words) + "\n")
-    preprocess(
-        PreprocessConfig(
-            source_lang="de",
-            target_lang="en",
-            trainpref=str(root / "train"),
-            validpref=str(root / "valid"),
-            destdir=str(root / "demo" / "data-bin"),
-            segmentation=Segmentation.none,
-        )
+    write_corpus(
+        root,
+        sizes={"train": 120, "valid": 20},
+        seed=1,
+        words=WORDS[:20],
+        lengths=(2, 7),
+        target=reversed_order,
     )
+    preprocess_dir(root, root / "demo" / "data-bin", splits=("train", "valid"))
     return root
 
 

@@ -1,8 +1,9 @@
-"""Helpers of the reliability tests: toy corpora, tiny nmt-train runs, CLI harnesses.
+"""Helpers of the reliability tests: tiny nmt-train runs and CLI harnesses.
 
-The console scripts run either in-process (:func:`run_main`: fast, for the fuzz tables) or as
-real subprocesses (:func:`run_cli`, :func:`train_command`: start-up, signals and exit codes as
-a user sees them). Every harness has a time limit, so a hang fails instead of blocking.
+The toy corpus and ``TINY_TRAIN`` live in ``tests/helpers``. The console scripts run either
+in-process (:func:`run_main`: fast, for the fuzz tables) or as real subprocesses
+(:func:`run_cli`, :func:`train_command`: start-up, signals and exit codes as a user sees
+them). Every harness has a time limit, so a hang fails instead of blocking.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import io
 import json
 import multiprocessing
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -23,42 +23,10 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from helpers.checkpoints import TINY_TRAIN
+
 PYTHON = sys.executable
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-WORDS = [f"w{i}" for i in range(24)]
-# A 16-dim 1+1-layer Pre-LN model, one thread, logging every update (train_log.jsonl is the
-# record the kill tests compare), validating and saving often so kills land in both.
-TINY_TRAIN = [
-    "+arch=preln_tiny",
-    "hardware=cpu",
-    "hardware.num_threads=1",
-    "arch.encoder_layers=1",
-    "arch.decoder_layers=1",
-    "arch.d_model=16",
-    "arch.ffn_dim=32",
-    "arch.max_positions=128",  # cheap to decode up to the limit in the fuzz tests
-    "schedule=constant",
-    "optim.lr=3e-3",
-    "data.max_tokens=160",
-    "data.num_workers=0",
-    "log_interval=1",
-    "log_layer_grad_norms=false",
-    "progress_bar=false",
-    "tensorboard_dir=null",
-]
-
-
-def write_corpus(prefix: Path, n: int, *, seed: int, src: str = "de", tgt: str = "en") -> None:
-    """A learnable toy task: the target is the source reversed, each word renamed."""
-    rng = random.Random(seed)
-    src_lines, tgt_lines = [], []
-    for _ in range(n):
-        words = [rng.choice(WORDS) for _ in range(rng.randint(2, 9))]
-        src_lines.append(" ".join(words))
-        tgt_lines.append(" ".join(w.replace("w", "v") for w in reversed(words)))
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    Path(f"{prefix}.{src}").write_text("\n".join(src_lines) + "\n", encoding="utf-8")
-    Path(f"{prefix}.{tgt}").write_text("\n".join(tgt_lines) + "\n", encoding="utf-8")
 
 
 def train_command(data_dir: Path, save_dir: Path, *extra: str) -> list[str]:

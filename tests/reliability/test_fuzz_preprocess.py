@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers.corpus import write_pairs
 from nmt_preln.cli import preprocess as cli
 
 from nmt_preln.data.dataset import LanguagePairDataset
 
-from .harness import CliResult, assert_clean_failure, run_cli, run_main, write_corpus
+from .harness import CliResult, assert_clean_failure, run_cli, run_main
 
 SPLITS = ("train", "valid", "test")
 LANGS = ("de", "en")
@@ -252,9 +253,8 @@ CASES = _cases()
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw = tmp_path_factory.mktemp("clean")
-    write_corpus(raw / "train", 40, seed=11)
-    write_corpus(raw / "valid", 8, seed=12)
-    write_corpus(raw / "test", 5, seed=13)
+    for split, n, seed in (("train", 40, 11), ("valid", 8, 12), ("test", 5, 13)):
+        write_pairs(raw / split, n, seed=seed)
     return raw
 
 

@@ -20,14 +20,13 @@ from typing import Any
 
 import pytest
 import torch
+from helpers.corpus import preprocess_dir, write_pairs
 from nmt_preln.cli import generate as generate_cli
 from nmt_preln.cli import train as train_cli
 
-from nmt_preln.config import PreprocessConfig, Segmentation
-from nmt_preln.data.preprocess import preprocess
 from nmt_preln.train import checkpoint as ckpt
 
-from .harness import TINY_TRAIN, assert_clean_failure, run_cli, run_main, write_corpus
+from .harness import TINY_TRAIN, assert_clean_failure, run_cli, run_main
 
 
 class _Payload:
@@ -79,23 +78,11 @@ def other_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A de-en directory of another corpus: other words, so other dictionaries."""
     raw = tmp_path_factory.mktemp("other-raw")
     for split, n in (("train", 60), ("valid", 8), ("test", 4)):
-        write_corpus(raw / split, n, seed=40 + n)
+        write_pairs(raw / split, n, seed=40 + n)
         for lang in ("de", "en"):
             path = raw / f"{split}.{lang}"
             path.write_text(path.read_text().replace("w1", "q1"), encoding="utf-8")
-    dest = tmp_path_factory.mktemp("other-bin") / "other"
-    preprocess(
-        PreprocessConfig(
-            source_lang="de",
-            target_lang="en",
-            trainpref=str(raw / "train"),
-            validpref=str(raw / "valid"),
-            testpref=str(raw / "test"),
-            destdir=str(dest),
-            segmentation=Segmentation.none,
-        )
-    )
-    return dest
+    return preprocess_dir(raw, tmp_path_factory.mktemp("other-bin") / "other")
 
 
 @pytest.mark.parametrize(
@@ -163,19 +150,7 @@ def test_generate_with_weights_that_do_not_fit_their_arch(
 
 
 def test_generate_in_the_reverse_direction_of_a_joined_model(tmp_path: Path, raw_dir: Path) -> None:
-    joined = tmp_path / "joined"
-    preprocess(
-        PreprocessConfig(
-            source_lang="de",
-            target_lang="en",
-            trainpref=str(raw_dir / "train"),
-            validpref=str(raw_dir / "valid"),
-            testpref=str(raw_dir / "test"),
-            destdir=str(joined),
-            segmentation=Segmentation.none,
-            joined_dictionary=True,
-        )
-    )
+    joined = preprocess_dir(raw_dir, tmp_path / "joined", joined_dictionary=True)
     save = tmp_path / "save"
     assert _train(joined, save, "max_update=2").code == 0
     argv = [str(joined), "--path", str(save / ckpt.LAST), "--source-lang", "en"]

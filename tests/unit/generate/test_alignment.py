@@ -22,7 +22,7 @@ from nmt_preln.generate.beam_search import Hypothesis, beam_search
 from nmt_preln.generate.ensemble import EnsembleScorer
 from nmt_preln.models.transformer import Transformer
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(

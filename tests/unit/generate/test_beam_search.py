@@ -25,7 +25,7 @@ from nmt_preln.config import GenerateConfig
 from nmt_preln.generate.beam_search import Hypothesis, beam_search, greedy_search
 from nmt_preln.generate.ensemble import DecodingModel, EnsembleScorer
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 A, B = 4, 5  # the two real words of the table models
 
 

@@ -19,7 +19,7 @@ from nmt_preln.config import GenerateConfig
 from nmt_preln.generate.beam_search import Hypothesis, beam_search
 from nmt_preln.generate.ensemble import EnsembleScorer
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(

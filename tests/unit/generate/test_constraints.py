@@ -26,7 +26,7 @@ from nmt_preln.generate.constraints import ConstraintTable, constraint_problem
 from nmt_preln.generate.ensemble import DecodingModel, EnsembleScorer
 from nmt_preln.generate.search_rules import check_search_options
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 MODES = pytest.mark.parametrize("mode", ["ordered", "unordered"])
 
 

@@ -20,7 +20,7 @@ from nmt_preln.generate.diverse_beam import diverse_candidates
 from nmt_preln.generate.ensemble import EnsembleScorer
 from nmt_preln.generate.search_rules import check_search_options
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(sources: list[torch.Tensor], cfg: GenerateConfig) -> list[list[Hypothesis]]:

@@ -8,29 +8,20 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 from nmt_preln.cli import generate as generate_cli
-from toy_setup import make_checkpoint, make_data
 
 from nmt_preln.config import GenerateConfig
 from nmt_preln.errors import UserError
 from nmt_preln.generate.run import OutputError, generate
 from nmt_preln.generate.search_memory import SearchFootprint, decoding_steps
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("toy_limits")
-    make_checkpoint(make_data(root), root / "a.pt", seed=0)
-    return root
-
-
-def config(toy: Path, **overrides: object) -> GenerateConfig:
+def config(spm_toy: Path, **overrides: object) -> GenerateConfig:
     values: dict[str, object] = {
-        "data": str(toy / "data-bin"),
-        "path": str(toy / "a.pt"),
+        "data": str(spm_toy / "data-bin"),
+        "path": str(spm_toy / "a.pt"),
         "beam": 3,
         "max_len_b": 8,
     }
@@ -48,9 +39,9 @@ def hyp_lines(text: str) -> list[str]:
     return [ln for ln in text.splitlines() if ln.startswith(("H-", "P-"))]
 
 
-def test_a_huge_beam_is_refused_in_one_line_before_decoding(toy: Path) -> None:
+def test_a_huge_beam_is_refused_in_one_line_before_decoding(spm_toy: Path) -> None:
     err = io.StringIO()
-    argv = [str(toy / "data-bin"), "--path", str(toy / "a.pt"), "--beam", "1000000000"]
+    argv = [str(spm_toy / "data-bin"), "--path", str(spm_toy / "a.pt"), "--beam", "1000000000"]
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = generate_cli.main(argv)
     lines = err.getvalue().splitlines()
@@ -59,14 +50,14 @@ def test_a_huge_beam_is_refused_in_one_line_before_decoding(toy: Path) -> None:
     assert "--max-search-memory-mb" in lines[0] and "MiB" in lines[0]
 
 
-def test_a_beam_that_fits_only_alone_shrinks_the_batch(toy: Path) -> None:
+def test_a_beam_that_fits_only_alone_shrinks_the_batch(spm_toy: Path) -> None:
     # About 0.7 MiB per sentence at beam 200: a 1 MiB budget holds one sentence per batch.
-    shrunk, warnings = run(config(toy, beam=200, nbest=2, max_search_memory_mb=1))
+    shrunk, warnings = run(config(spm_toy, beam=200, nbest=2, max_search_memory_mb=1))
     assert warnings.count("nmt-generate: warning: --batch-size 128 x --beam 200 does not fit") == 1
-    one_by_one, _ = run(config(toy, beam=200, nbest=2, batch_size=1))
+    one_by_one, _ = run(config(spm_toy, beam=200, nbest=2, batch_size=1))
     assert hyp_lines(shrunk) == hyp_lines(one_by_one) and len(hyp_lines(shrunk)) == 48
     with pytest.raises(UserError, match=r"--beam 2000: .* more than the 1 MiB budget"):
-        run(config(toy, beam=2000, max_search_memory_mb=1))
+        run(config(spm_toy, beam=2000, max_search_memory_mb=1))
 
 
 def test_footprint_grows_with_beam_length_and_vocabulary() -> None:
@@ -88,17 +79,24 @@ def test_footprint_grows_with_beam_length_and_vocabulary() -> None:
 
 
 @pytest.mark.parametrize("seed", ["99999999999999999999999", "-3", str(2**64)])
-def test_seeds_out_of_range_are_one_line(toy: Path, seed: str) -> None:
+def test_seeds_out_of_range_are_one_line(spm_toy: Path, seed: str) -> None:
     err = io.StringIO()
-    argv = [str(toy / "data-bin"), "--path", str(toy / "a.pt"), "--sampling", "--seed", seed]
+    argv = [
+        str(spm_toy / "data-bin"),
+        "--path",
+        str(spm_toy / "a.pt"),
+        "--sampling",
+        "--seed",
+        seed,
+    ]
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = generate_cli.main(argv)
     assert code == 1 and err.getvalue().count("\n") == 1, err.getvalue()
     assert err.getvalue().startswith("nmt-generate: error: --seed must be in [0, 2**64-1]")
 
 
-def test_largest_seed_samples(toy: Path) -> None:
-    out, _ = run(config(toy, sampling=True, seed=2**64 - 1, beam=2, nbest=2))
+def test_largest_seed_samples(spm_toy: Path) -> None:
+    out, _ = run(config(spm_toy, sampling=True, seed=2**64 - 1, beam=2, nbest=2))
     assert len(hyp_lines(out)) == 48
 
 
@@ -107,6 +105,6 @@ class _FullDisk(io.StringIO):
         raise OSError(28, os.strerror(28))
 
 
-def test_a_full_output_is_one_error(toy: Path) -> None:
+def test_a_full_output_is_one_error(spm_toy: Path) -> None:
     with pytest.raises(OutputError, match=r"^cannot write to <stdout>: No space left on device$"):
-        generate(config(toy), stdin=io.BytesIO(b""), stdout=_FullDisk(), stderr=io.StringIO())
+        generate(config(spm_toy), stdin=io.BytesIO(b""), stdout=_FullDisk(), stderr=io.StringIO())

@@ -8,29 +8,20 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
-from toy_setup import make_checkpoint, make_data, write_corpus
+from helpers.checkpoints import random_checkpoint
+from helpers.corpus import make_spm_data, preprocess_dir, write_corpus
 
 from nmt_preln.config import GenerateConfig, OutputFormat, Segmentation
 from nmt_preln.errors import UserError
 from nmt_preln.generate.run import generate
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("toy")
-    data = make_data(root)
-    make_checkpoint(data, root / "a.pt", seed=0)
-    make_checkpoint(data, root / "b.pt", seed=1)
-    return root
-
-
-def run(toy: Path, stdin: bytes = b"", **overrides: object) -> tuple[str, str]:
+def run(spm_toy: Path, stdin: bytes = b"", **overrides: object) -> tuple[str, str]:
     values: dict[str, object] = {
-        "data": str(toy / "data-bin"),
-        "path": str(toy / "a.pt"),
+        "data": str(spm_toy / "data-bin"),
+        "path": str(spm_toy / "a.pt"),
         "beam": 3,
         "max_len_b": 8,
     }
@@ -44,8 +35,8 @@ def by_kind(text: str, kind: str) -> list[list[str]]:
     return [line.split("\t") for line in text.splitlines() if line.startswith(kind + "-")]
 
 
-def test_fairseq_format_on_the_test_split(toy: Path) -> None:
-    out, err = run(toy, nbest=2, lenpen=1.0)
+def test_fairseq_format_on_the_test_split(spm_toy: Path) -> None:
+    out, err = run(spm_toy, nbest=2, lenpen=1.0)
     sources, targets, hyps, details, positional = (by_kind(out, k) for k in "STHDP")
     assert [int(s[0][2:]) for s in sources] == list(range(12))  # sorted by id
     assert len(targets) == 12 and len(hyps) == len(details) == len(positional) == 24
@@ -60,32 +51,32 @@ def test_fairseq_format_on_the_test_split(toy: Path) -> None:
     assert re.fullmatch(r"Translated 12 sentences \(\d+ tokens\) in .*tokens/s\)\n", err)
 
 
-def test_scores_are_base_2(toy: Path) -> None:
-    out, _ = run(toy, beam=1, lenpen=0.0)
+def test_scores_are_base_2(spm_toy: Path) -> None:
+    out, _ = run(spm_toy, beam=1, lenpen=0.0)
     for h, p in zip(by_kind(out, "H"), by_kind(out, "P"), strict=True):
         total_bits = float(h[1])
         assert total_bits == pytest.approx(sum(float(x) for x in p[1].split()), abs=1e-3)
         assert total_bits * math.log(2) < 0
 
 
-def test_results_path_quiet_and_batch_invariance(toy: Path, tmp_path: Path) -> None:
-    out, _ = run(toy, results_path=str(tmp_path / "res"))
+def test_results_path_quiet_and_batch_invariance(spm_toy: Path, tmp_path: Path) -> None:
+    out, _ = run(spm_toy, results_path=str(tmp_path / "res"))
     written = (tmp_path / "res" / "generate-test.txt").read_text(encoding="utf-8")
     assert out == "" and "H-11\t" in written
-    quiet, _ = run(toy, quiet=True)
+    quiet, _ = run(spm_toy, quiet=True)
     assert "H-" not in quiet and "BLEU4" in quiet
-    one_by_one, _ = run(toy, batch_size=1)
-    budget, _ = run(toy, max_tokens=20)
+    one_by_one, _ = run(spm_toy, batch_size=1)
+    budget, _ = run(spm_toy, max_tokens=20)
     for other in (one_by_one, budget):  # batching changes float rounding, nothing else
         assert [h[2] for h in by_kind(other, "H")] == [h[2] for h in by_kind(written, "H")]
         got = [float(h[1]) for h in by_kind(other, "H")]
         assert got == pytest.approx([float(h[1]) for h in by_kind(written, "H")], abs=1e-5)
 
 
-def test_ensemble_of_the_same_checkpoint_twice(toy: Path) -> None:
-    single, _ = run(toy)
-    twice, _ = run(toy, path=f"{toy / 'a.pt'}:{toy / 'a.pt'}")
-    other, _ = run(toy, path=f"{toy / 'a.pt'}:{toy / 'b.pt'}")
+def test_ensemble_of_the_same_checkpoint_twice(spm_toy: Path) -> None:
+    single, _ = run(spm_toy)
+    twice, _ = run(spm_toy, path=f"{spm_toy / 'a.pt'}:{spm_toy / 'a.pt'}")
+    other, _ = run(spm_toy, path=f"{spm_toy / 'a.pt'}:{spm_toy / 'b.pt'}")
     assert [h[2] for h in by_kind(twice, "H")] == [h[2] for h in by_kind(single, "H")]
     assert [float(h[1]) for h in by_kind(twice, "H")] == pytest.approx(
         [float(h[1]) for h in by_kind(single, "H")], abs=1e-4
@@ -93,10 +84,10 @@ def test_ensemble_of_the_same_checkpoint_twice(toy: Path) -> None:
     assert by_kind(other, "H") != by_kind(single, "H")
 
 
-def test_plain_raw_input_with_bad_lines(toy: Path) -> None:
+def test_plain_raw_input_with_bad_lines(spm_toy: Path) -> None:
     long_line = " ".join(["katze"] * 80)
     text = b"der hund\n\nrot \xff\xfe blau\n" + long_line.encode() + b"\nhaus\n"
-    out, err = run(toy, stdin=text, input="-", output_format=OutputFormat.plain, buffer_size=2)
+    out, err = run(spm_toy, stdin=text, input="-", output_format=OutputFormat.plain, buffer_size=2)
     lines = out.split("\n")
     assert len(lines) == 6 and lines[-1] == "" and lines[1] == ""  # 5 lines, the empty one kept
     assert "<stdin>: line 3: invalid UTF-8" in err
@@ -105,7 +96,7 @@ def test_plain_raw_input_with_bad_lines(toy: Path) -> None:
     assert "Translated 5 sentences" in err
 
 
-def test_stdin_is_streamed_chunk_by_chunk(toy: Path) -> None:
+def test_stdin_is_streamed_chunk_by_chunk(spm_toy: Path) -> None:
     written: list[int] = []  # output lines present when each input line is read
     out = io.StringIO()
 
@@ -115,8 +106,8 @@ def test_stdin_is_streamed_chunk_by_chunk(toy: Path) -> None:
             return super().__next__()
 
     cfg = GenerateConfig(
-        data=str(toy / "data-bin"),
-        path=str(toy / "a.pt"),
+        data=str(spm_toy / "data-bin"),
+        path=str(spm_toy / "a.pt"),
         input="-",
         buffer_size=2,
         output_format=OutputFormat.plain,
@@ -130,9 +121,9 @@ def test_stdin_is_streamed_chunk_by_chunk(toy: Path) -> None:
     assert out.getvalue().count("\n") == 5
 
 
-def test_raw_file_in_fairseq_format(toy: Path, tmp_path: Path) -> None:
+def test_raw_file_in_fairseq_format(spm_toy: Path, tmp_path: Path) -> None:
     (tmp_path / "in.de").write_text("haus\nder hund\n", encoding="utf-8")
-    out, _ = run(toy, input=str(tmp_path / "in.de"))
+    out, _ = run(spm_toy, input=str(tmp_path / "in.de"))
     assert [s[0] for s in by_kind(out, "S")] == ["S-0", "S-1"]
     assert by_kind(out, "T") == [] and "BLEU" not in out
 
@@ -147,47 +138,35 @@ def test_raw_file_in_fairseq_format(toy: Path, tmp_path: Path) -> None:
         ({"gen_subset": "test7"}, "test7"),
     ],
 )
-def test_one_line_errors(toy: Path, overrides: dict[str, object], message: str) -> None:
+def test_one_line_errors(spm_toy: Path, overrides: dict[str, object], message: str) -> None:
     with pytest.raises(UserError, match=re.escape(message)) as info:
-        run(toy, **overrides)
+        run(spm_toy, **overrides)
     assert "\n" not in str(info.value)
 
 
-def test_corrupt_checkpoint(toy: Path, tmp_path: Path) -> None:
+def test_corrupt_checkpoint(spm_toy: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.pt"
-    bad.write_bytes((toy / "a.pt").read_bytes()[:500])
+    bad.write_bytes((spm_toy / "a.pt").read_bytes()[:500])
     with pytest.raises(UserError, match=r"bad\.pt") as info:
-        run(toy, path=str(bad))
+        run(spm_toy, path=str(bad))
     assert "\n" not in str(info.value)
 
 
-def test_dictionary_mismatch_names_the_dictionary(toy: Path, tmp_path: Path) -> None:
+def test_dictionary_mismatch_names_the_dictionary(spm_toy: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
     write_corpus(other / "raw", sizes={"train": 50, "test": 3}, seed=5)
     (other / "raw" / "train.en").write_text("völlig andere wörter hier\n" * 50, encoding="utf-8")
-    from nmt_preln.config import PreprocessConfig
-    from nmt_preln.data.preprocess import preprocess
-
-    preprocess(
-        PreprocessConfig(
-            source_lang="de",
-            target_lang="en",
-            trainpref=str(other / "raw" / "train"),
-            testpref=str(other / "raw" / "test"),
-            destdir=str(other / "bin"),
-            segmentation=Segmentation.none,
-        )
-    )
+    preprocess_dir(other / "raw", other / "bin", splits=("train", "test"))
     with pytest.raises(
         UserError, match=r"dict\.de\.txt: the source dictionary differs .* symbols|symbol \d+ is"
     ) as info:
-        run(toy, data=str(other / "bin"))
+        run(spm_toy, data=str(other / "bin"))
     assert "a.pt" in str(info.value)
 
 
 def test_pre_segmented_data_and_remove_bpe(tmp_path: Path) -> None:
-    data = make_data(tmp_path, segmentation=Segmentation.none)
-    make_checkpoint(data, tmp_path / "m.pt")
+    data = make_spm_data(tmp_path, segmentation=Segmentation.none)
+    random_checkpoint(data, tmp_path / "m.pt")
     base = {"data": str(data), "path": str(tmp_path / "m.pt"), "max_len_b": 6, "beam": 2}
     out, _ = run(tmp_path, **base, input="-", output_format=OutputFormat.plain, stdin=b"der hund\n")
     assert len(out.splitlines()) == 1

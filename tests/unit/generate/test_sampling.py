@@ -19,7 +19,7 @@ from nmt_preln.generate.beam_search import Hypothesis, beam_search, greedy_searc
 from nmt_preln.generate.ensemble import DecodingModel, EnsembleScorer
 from nmt_preln.generate.sampling import truncate_distribution
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def sample(

@@ -29,7 +29,7 @@ def test_seeds_out_of_range_name_seed(make_config: MakeConfig, seed: int) -> Non
         check_train_config(make_config(seed=seed))
 
 
-def test_a_huge_seed_through_nmt_train_is_one_line(data_dir: str, tmp_path: Path) -> None:
+def test_a_huge_seed_through_nmt_train_is_one_line(data_dir: Path, tmp_path: Path) -> None:
     err = io.StringIO()
     argv = ["+arch=preln_tiny", f"data.path={data_dir}", f"checkpoint.save_dir={tmp_path}"]
     with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as info:

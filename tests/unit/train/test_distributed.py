@@ -62,12 +62,12 @@ def _free_port() -> int:
 
 
 def _launch(
-    tmp_path: Path, data_dir: str, save: Path, *, extra_env: dict[str, str] | None = None
+    tmp_path: Path, data_dir: Path, save: Path, *, extra_env: dict[str, str] | None = None
 ) -> list[subprocess.Popen[str]]:
     script = tmp_path / "rank.py"
     script.write_text(_RANK_SCRIPT.format(test_dir=str(Path(__file__).parent)), encoding="utf-8")
     args = json.dumps(
-        {"data": data_dir, "save": str(save), "optim": "sgd", "overrides": dict(_SHARED)}
+        {"data": str(data_dir), "save": str(save), "optim": "sgd", "overrides": dict(_SHARED)}
     )
     port = str(_free_port())
     procs = []
@@ -106,7 +106,7 @@ def _wait(procs: list[subprocess.Popen[str]]) -> list[tuple[int, str]]:
     return results
 
 
-def test_two_ranks_make_the_same_update_as_one_process(tmp_path: Path, data_dir: str) -> None:
+def test_two_ranks_make_the_same_update_as_one_process(tmp_path: Path, data_dir: Path) -> None:
     ddp_dir = tmp_path / "ddp"
     procs = _launch(tmp_path, data_dir, ddp_dir)
     # Meanwhile: one process, both micro-batches in one update (ranks 0 and 1 take batches 0, 1).
@@ -135,7 +135,7 @@ def test_two_ranks_make_the_same_update_as_one_process(tmp_path: Path, data_dir:
 
 
 def test_a_dying_rank_makes_the_other_fail_with_a_clear_error(
-    tmp_path: Path, data_dir: str
+    tmp_path: Path, data_dir: Path
 ) -> None:
     procs = _launch(tmp_path, data_dir, tmp_path / "ddp", extra_env={"DIE_ON_RANK": "1"})
     (code0, output0), (code1, _) = _wait(procs)

@@ -16,8 +16,7 @@ PAD = 1
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+def _one_thread_fixed_seed(one_thread: None) -> None:
     torch.manual_seed(0)
 
 
