@@ -72,11 +72,6 @@ def dtype_code(dtype: type[np.generic]) -> int:
     raise ValueError(f"dtype {dtype} has no MMapIndexedDataset code")
 
 
-def dataset_exists(prefix: str) -> bool:
-    """Whether both ``PREFIX.idx`` and ``PREFIX.bin`` exist."""
-    return os.path.exists(prefix + ".idx") and os.path.exists(prefix + ".bin")
-
-
 class IndexedDatasetBuilder:
     """Write ``PREFIX.bin`` while sequences arrive, then ``PREFIX.idx`` in :meth:`finalize`.
 
@@ -102,11 +97,6 @@ class IndexedDatasetBuilder:
         tb: TracebackType | None,
     ) -> None:
         self._bin.close()
-
-    def add_item(self, tokens: np.ndarray) -> None:
-        """Append one sequence. tokens: (seq_len,) integer indices."""
-        tokens = np.asarray(tokens)
-        self.add_items(tokens, np.array([tokens.size], dtype=np.int64))
 
     def add_items(self, tokens: np.ndarray, sizes: np.ndarray) -> None:
         """Append many sequences with one write.
@@ -203,10 +193,6 @@ class IndexedDataset:
                 low, high = int(block.min()), int(block.max())
             else:
                 low, high = min(low, int(block.min())), max(high, int(block.max()))
-
-    def num_tokens(self) -> int:
-        """Total number of tokens in the dataset."""
-        return int(self.sizes.sum(dtype=np.int64))
 
     def __getstate__(self) -> dict[str, Any]:
         return {"prefix": self.prefix}  # descriptors do not pickle; reopen in the new process

@@ -7,7 +7,6 @@ the block size. Every problem becomes a one-line UserError that names the file a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 from nmt_preln.errors import UserError
@@ -86,9 +85,3 @@ def parallel_line_count(src_path: str, tgt_path: str) -> int:
     if n_src != n_tgt:
         raise UserError(f"line counts differ: {src_path} has {n_src} lines, {tgt_path} has {n_tgt}")
     return n_src
-
-
-def check_readable(path: str, *, what: str) -> None:
-    """Raise a UserError naming ``what`` (e.g. the option) when ``path`` is not a file."""
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: file not found ({what})")

@@ -27,19 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from nmt_preln.generate.search_rules import CONSTRAINT_MODES, NEG_INF, Specials
-
-
-def constraint_problem(phrase: list[int], *, specials: Specials) -> str | None:
-    """Why a constraint phrase cannot be used (None: it can), for a one-line error."""
-    if not phrase:
-        return "an empty constraint"
-    for name in ("pad", "eos"):
-        if getattr(specials, name) in phrase:
-            return f"a constraint contains the {name} symbol"
-    if min(phrase) < 0:
-        return "a constraint contains a negative token id"
-    return None
+from nmt_preln.generate.search_rules import CONSTRAINT_MODES, NEG_INF
 
 
 @dataclass

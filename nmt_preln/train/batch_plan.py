@@ -193,26 +193,6 @@ def batch_by_size(
     return BatchPlan(order, starts[shuffle], ends[shuffle])
 
 
-def padding_fraction(
-    batches: Sequence[np.ndarray], src_sizes: np.ndarray, tgt_sizes: np.ndarray | None = None
-) -> float:
-    """Share of padding among the token slots of ``batches`` (source and target together).
-
-    ``1 - real tokens / sum_b(n_b * longest_b)``, over both sides when targets are given.
-    """
-    if not batches:
-        return 0.0
-    real = padded = 0
-    for sizes in (src_sizes, tgt_sizes):
-        if sizes is None:
-            continue
-        for batch in batches:
-            lengths = np.asarray(sizes)[batch]
-            real += int(lengths.sum())
-            padded += int(lengths.max()) * len(batch)
-    return 1.0 - real / padded if padded else 0.0
-
-
 def shard(
     batches: Sequence[np.ndarray], rank: int, world_size: int
 ) -> list[np.ndarray] | BatchPlan:

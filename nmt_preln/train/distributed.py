@@ -167,12 +167,6 @@ def all_gather_objects(obj: T, ctx: DistributedContext) -> list[T]:
     return gathered
 
 
-def barrier(ctx: DistributedContext) -> None:
-    """Block until every rank gets here (no-op for one process)."""
-    if ctx.enabled:
-        dist.barrier(group=ctx.control_group)
-
-
 # How the backends word a lost peer: DDP's reducer raises them as plain RuntimeErrors.
 _LOST_PEER_MARKERS = ("gloo", "nccl", "connection", "timed out", "timeout", "peer")
 

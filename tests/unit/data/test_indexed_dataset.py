@@ -15,7 +15,6 @@ from nmt_preln.data.indexed_dataset import (
     IndexedDataset,
     IndexedDatasetBuilder,
     best_fitting_dtype,
-    dataset_exists,
 )
 from nmt_preln.errors import UserError
 
@@ -26,10 +25,15 @@ def _sequences(n: int, *, vocab: int, seed: int = 0) -> list[np.ndarray]:
 
 
 def _write(prefix: str, seqs: list[np.ndarray], *, vocab: int) -> None:
+    """One ``add_items`` call per sequence (the builder's streaming use)."""
     builder = IndexedDatasetBuilder(prefix, vocab_size=vocab)
     for seq in seqs:
-        builder.add_item(seq)
+        builder.add_items(seq, np.array([seq.size]))
     builder.finalize()
+
+
+def _exists(prefix: str) -> bool:
+    return Path(prefix + ".idx").is_file() and Path(prefix + ".bin").is_file()
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -37,13 +41,12 @@ def test_round_trip(tmp_path: Path) -> None:
     seqs = _sequences(50, vocab=1000)
     _write(prefix, seqs, vocab=1000)
     data = IndexedDataset(prefix)
-    assert dataset_exists(prefix) and len(data) == 50
+    assert _exists(prefix) and len(data) == 50
     assert data.sizes.tolist() == [len(s) for s in seqs]
     for i, seq in enumerate(seqs):
         assert data[i].dtype == np.int64
         assert data[i].tolist() == seq.tolist()
     assert data[-1].tolist() == seqs[-1].tolist()
-    assert data.num_tokens() == sum(len(s) for s in seqs)
     with pytest.raises(IndexError):
         data[50]
 
@@ -75,7 +78,7 @@ def test_dtype_is_fairseqs_best_fit(tmp_path: Path, vocab: int, dtype: type, cod
     assert IndexedDataset(prefix)[0].tolist() == [0, vocab - 1]
 
 
-def test_add_items_writes_the_same_bytes_as_add_item(tmp_path: Path) -> None:
+def test_one_add_items_call_writes_the_same_bytes_as_one_per_sequence(tmp_path: Path) -> None:
     seqs = _sequences(40, vocab=300, seed=3)
     _write(str(tmp_path / "one"), seqs, vocab=300)
     with IndexedDatasetBuilder(str(tmp_path / "many"), vocab_size=300) as builder:
@@ -88,7 +91,7 @@ def test_add_items_writes_the_same_bytes_as_add_item(tmp_path: Path) -> None:
 def test_builder_rejects_out_of_vocab_and_bad_sizes(tmp_path: Path) -> None:
     with IndexedDatasetBuilder(str(tmp_path / "d"), vocab_size=10) as builder:
         with pytest.raises(ValueError, match="outside"):
-            builder.add_item(np.array([10]))
+            builder.add_items(np.array([10]), np.array([1]))
         with pytest.raises(ValueError, match="sum"):
             builder.add_items(np.array([1, 2]), np.array([3]))
 
@@ -140,7 +143,7 @@ def test_corrupt_files_fail_with_one_line(
 def test_missing_files(tmp_path: Path) -> None:
     _write(str(tmp_path / "d"), [np.array([1])], vocab=16)
     (tmp_path / "d.bin").unlink()
-    assert not dataset_exists(str(tmp_path / "d"))
+    assert not _exists(str(tmp_path / "d"))
     with pytest.raises(UserError, match=r"d\.bin: binarized data file not found"):
         IndexedDataset(str(tmp_path / "d"))
 

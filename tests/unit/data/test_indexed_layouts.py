@@ -45,8 +45,8 @@ def test_written_bytes_equal_fairseqs(tmp_path: Path, prefix: str) -> None:
     theirs = IndexedDataset(str(FIXTURES / prefix))
     vocab = len(Dictionary.load(str(FIXTURES / f"dict.{prefix[-2:]}.txt")))
     with IndexedDatasetBuilder(str(tmp_path / prefix), vocab_size=vocab) as builder:
-        for i in range(len(theirs)):
-            builder.add_item(theirs[i])
+        for i in range(len(theirs)):  # one sequence at a time, as binarizing streams them
+            builder.add_items(theirs[i], np.array([len(theirs[i])]))
         builder.finalize()
     for ext in ("bin", "idx"):
         assert (tmp_path / f"{prefix}.{ext}").read_bytes() == (
@@ -88,7 +88,7 @@ def test_fairseqs_reader_reads_our_files(tmp_path: Path) -> None:
     for name, vocab in (("small", 1000), ("large", 70000)):  # uint16 and uint32
         with IndexedDatasetBuilder(str(tmp_path / name), vocab_size=vocab) as builder:
             for seq in seqs:
-                builder.add_item(np.array(seq) % vocab)
+                builder.add_items(np.array(seq, dtype=np.int64) % vocab, np.array([len(seq)]))
             builder.finalize()
     script = (
         "import json, sys\n"

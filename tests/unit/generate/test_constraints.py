@@ -22,7 +22,7 @@ from decoding_fakes import (
 from nmt_preln.config import GenerateConfig
 from nmt_preln.errors import UserError
 from nmt_preln.generate.beam_search import Hypothesis, beam_search
-from nmt_preln.generate.constraints import ConstraintTable, constraint_problem
+from nmt_preln.generate.constraints import ConstraintTable
 from nmt_preln.generate.ensemble import DecodingModel, EnsembleScorer
 from nmt_preln.generate.search_rules import check_search_options
 
@@ -219,6 +219,3 @@ def test_arguments_and_options_are_checked() -> None:
         with pytest.raises(UserError, match="--constraints"):
             check_search_options(gen_cfg(**bad))
     check_search_options(gen_cfg(constraints="unordered", prefix_size=2))
-    assert constraint_problem([], specials=SPECIALS) == "an empty constraint"
-    assert "eos" in (constraint_problem([5, EOS], specials=SPECIALS) or "")
-    assert constraint_problem([5, 6], specials=SPECIALS) is None

@@ -2,6 +2,7 @@
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from nmt_preln.errors import UserError
-from nmt_preln.train.batch_plan import BatchPlan, batch_by_size, padding_fraction, shard
+from nmt_preln.train.batch_plan import BatchPlan, batch_by_size, shard
 from nmt_preln.train.batching import Batch, collate, iterate_batches
 
 PAD, EOS = 1, 2
@@ -20,6 +21,17 @@ def _sizes(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     src = rng.integers(1, 100, n)
     tgt = np.clip(src + rng.integers(-10, 10, n), 1, None)
     return src, tgt
+
+
+def padding_fraction(batches: Sequence[np.ndarray], src: np.ndarray, tgt: np.ndarray) -> float:
+    """Share of padding among the token slots of ``batches``, both sides together:
+    ``1 - real tokens / sum_b(n_b * longest_b)``."""
+    real = padded = 0
+    for sizes in (src, tgt):
+        for batch in batches:
+            real += int(sizes[batch].sum())
+            padded += int(sizes[batch].max()) * len(batch)
+    return 1.0 - real / padded
 
 
 def test_collate_right_pads_and_shifts_the_target() -> None:
