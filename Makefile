@@ -22,7 +22,8 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The whole default test suite: lint, types, then pytest (slow and GPU tests are opt-in: -m slow).
+# The whole default test suite: lint, types, then pytest (slow and GPU tests are opt-in: -m slow;
+# pytest prints the 15 slowest tests, see addopts in pyproject.toml).
 test: lint
 	$(BIN)/pytest
 
