@@ -34,11 +34,39 @@ class NormPosition(StrEnum):
 
     pre = "pre"  # x + f(LN(x)), plus a final LN on encoder and decoder outputs
     post = "post"  # LN(x + f(x)), as in Vaswani et al. (2017)
+    deepnorm = "deepnorm"  # LN(alpha x + f(x)), beta-scaled init (Wang et al., 2022)
+    sandwich = "sandwich"  # x + LN(f(LN(x))), plus the final LN (Ding et al., 2021)
 
 
 def _one(encoder_layers: int, decoder_layers: int, side: Side) -> float:
     """No scaling: the residual stream and the initialization as in Vaswani et al. (2017)."""
     return 1.0
+
+
+def deepnorm_alpha(encoder_layers: int, decoder_layers: int, side: Side) -> float:
+    """DeepNorm's skip-connection factor for an N-layer encoder, M-layer decoder model.
+
+    Wang et al. (2022), "DeepNet: Scaling Transformers to 1,000 Layers", Section 2 (the
+    pseudo-code and the table of constants, Figure 2) for encoder-decoder models, derived in
+    Section 4::
+
+        encoder: alpha = 0.81 (N^4 M)^(1/16)        decoder: alpha = (3 M)^(1/4)
+    """
+    n, m = encoder_layers, decoder_layers
+    return 0.81 * (n**4 * m) ** (1 / 16) if side == "encoder" else (3 * m) ** (1 / 4)
+
+
+def deepnorm_beta(encoder_layers: int, decoder_layers: int, side: Side) -> float:
+    """DeepNorm's Xavier gain of the FFN and value/output projections (same source)::
+
+        encoder: beta = 0.87 (N^4 M)^(-1/16)        decoder: beta = (12 M)^(-1/4)
+
+    It multiplies the block's usual gain (fairseq's 1/sqrt(2) of ``v_proj`` stays), as the
+    paper's pseudo-code applies it on top of the Xavier initialization; the queries and keys
+    keep gain 1 (times 1/sqrt(2)).
+    """
+    n, m = encoder_layers, decoder_layers
+    return 0.87 * (n**4 * m) ** (-1 / 16) if side == "encoder" else (12 * m) ** (-1 / 4)
 
 
 @dataclass(frozen=True)
@@ -109,6 +137,35 @@ PLACEMENTS: dict[NormPosition, Placement] = {
         final_norm=True,
         theorem1_rate="1/sqrt(L)",
         color="tab:blue",
+    ),
+    # Post-LN whose skip connection is up-weighted and whose branches start small, so that
+    # each update changes the model by a bounded amount whatever the depth.
+    NormPosition.deepnorm: Placement(
+        name=NormPosition.deepnorm,
+        title="DeepNorm",
+        arch_option="deepnorm",
+        pre_norm=False,
+        post_norm=True,
+        branch_norm=False,
+        final_norm=False,
+        residual_scale=deepnorm_alpha,
+        init_gain=deepnorm_beta,
+        ctranslate2_gap="its Transformer has no scaled residual connection (alpha x + f(x))",
+        color="tab:green",
+    ),
+    # CogView's Sandwich-LN (Ding et al., 2021, "CogView: Mastering Text-to-Image Generation
+    # via Transformers", its section on stabilizing training): Pre-LN plus a LayerNorm on the
+    # branch output, which bounds what each block adds to the residual stream.
+    NormPosition.sandwich: Placement(
+        name=NormPosition.sandwich,
+        title="Sandwich-LN",
+        arch_option="sandwich",
+        pre_norm=True,
+        post_norm=False,
+        branch_norm=True,
+        final_norm=True,
+        ctranslate2_gap="its Transformer has no LayerNorm on the branch output (x + LN(f(x)))",
+        color="tab:purple",
     ),
 }
 

@@ -39,6 +39,7 @@ TINY = ModelConfig(
 )
 CPU = torch.device("cpu")
 ATTN = ("q_proj", "k_proj", "v_proj", "out_proj")
+EVERY = [p.value for p in NormPosition]  # the analysis takes every placement
 
 
 def cfg_for(data: str, out: str = "unused", **changes: object) -> GradNormConfig:
@@ -111,7 +112,7 @@ def test_profile_has_one_row_per_placement_layer_and_weight(tiny_data: str) -> N
     dec_weights = (*enc_weights, *(f"cross_attn.{a}" for a in ATTN))
     expected = {
         (p, stack, i, w)
-        for p in ("post", "pre")
+        for p in EVERY
         for i in (1, 2, 3)
         for stack, weights in (("encoder", enc_weights), ("decoder", dec_weights))
         for w in weights
@@ -123,9 +124,9 @@ def test_profile_has_one_row_per_placement_layer_and_weight(tiny_data: str) -> N
 def test_depth_sweep_reports_the_last_layer_of_each_depth(tiny_data: str) -> None:
     cfg = cfg_for(tiny_data, depths="1,3,2")
     _, depth = measure(cfg, TINY, load_batches(cfg), device=CPU)
-    assert len(depth) == 2 * 3 * 2 * 2  # placements x depths x stacks x (fc1, fc2)
+    assert len(depth) == len(EVERY) * 3 * 2 * 2  # placements x depths x stacks x (fc1, fc2)
     assert {(r.placement, r.layers, r.stack, r.weight) for r in depth} == {
-        (p, n, s, w) for p in ("post", "pre") for n in (1, 2, 3) for s in ("encoder", "decoder")
+        (p, n, s, w) for p in EVERY for n in (1, 2, 3) for s in ("encoder", "decoder")
         for w in ("ffn.fc1", "ffn.fc2")
     }  # fmt: skip
     assert all(r.layer == r.layers for r in depth)
@@ -182,4 +183,26 @@ def test_run_writes_csvs_and_plots(tiny_data: str, tmp_path: os.PathLike[str]) -
         assert os.path.getsize(path) > 0
     with open(os.path.join(out, png[0]), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert len(read_rows(os.path.join(out, DEPTH_CSV))) == 2 * 2 * 2 * 2
+    assert len(read_rows(os.path.join(out, DEPTH_CSV))) == len(EVERY) * 2 * 2 * 2
+
+
+def test_plots_draw_one_line_per_placement_with_its_title(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nmt_preln.analysis import plots
+    from nmt_preln.models.placement import PLACEMENTS
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    rows = [
+        GradNormRow(p, stack, n, n, "ffn.fc2", 1.0 + n + i, 0.1, 2)
+        for i, p in enumerate(EVERY)
+        for stack in ("encoder", "decoder")
+        for n in (2, 4)
+    ]
+    plots.plot_depth_sweep(rows, "unused.png", title="t")
+    plots.plot_layer_profile(rows, "unused.png", title="t")
+    titles = [PLACEMENTS[NormPosition(p)].title for p in EVERY]
+    assert {"DeepNorm", "Sandwich-LN", "Pre-LN", "Post-LN"} <= set(titles)
+    depth_labels = [t.get_text() for t in figures[0].axes[0].get_legend().get_texts()]
+    assert sorted(depth_labels) == sorted([*titles, "∝ 1/√L"])  # the guide for Pre-LN only
+    profile_labels = [t.get_text() for t in figures[1].axes[0].get_legend().get_texts()]
+    assert sorted(profile_labels) == sorted(titles)

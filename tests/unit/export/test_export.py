@@ -196,3 +196,22 @@ def test_load_safetensors_names_the_bad_field(
     with pytest.raises(UserError) as info:
         load_safetensors(str(out))
     assert message in str(info.value) and "\n" not in str(info.value), info.value
+
+
+@pytest.mark.parametrize("norm", [NormPosition.deepnorm, NormPosition.sandwich], ids=str)
+def test_ctranslate2_refuses_a_placement_it_cannot_compute_by_name(
+    norm: NormPosition, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt = make_checkpoint(data_dir, tmp_path / "model.pt", norm=norm)
+    out = tmp_path / "ct2"
+    assert export_main(["--path", str(ckpt), "--out", str(out), "--format", "ctranslate2"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nmt-export: error:") and "\n" not in err
+    assert f"norm_position {norm.value}" in err and "safetensors" in err
+    assert not out.exists()  # nothing half-written
+    # The safetensors export takes every placement and gives the same logits.
+    st = export_safetensors(str(ckpt), str(tmp_path / "st"))
+    original, _ = load_model_from_checkpoint(ckpt, device="cpu")
+    src, prev = torch.randint(4, 40, (3, 7)), torch.randint(4, 40, (3, 5))
+    with torch.no_grad():
+        assert torch.equal(original(src, prev), load_safetensors(str(st))(src, prev))

@@ -7,6 +7,7 @@ from torch import nn
 
 from nmt_preln.config import NormPosition
 from nmt_preln.errors import UserError
+from nmt_preln.models.placement import PLACEMENTS
 from nmt_preln.models.transformer import (
     Transformer,
     build_model,
@@ -44,13 +45,13 @@ def _layer_outputs(model: Transformer) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize("norm_position", list(NormPosition))
-def test_layer_outputs_are_normalized_only_for_post(norm_position: NormPosition) -> None:
+def test_layer_outputs_are_normalized_only_with_a_post_norm(norm_position: NormPosition) -> None:
     outputs = _layer_outputs(tiny_model(norm_position))
     assert len(outputs) == 4
     for out in outputs:
         mean, var = out.mean(-1), out.var(-1, unbiased=False)
         normalized = bool(mean.abs().max() < 1e-4 and (var - 1).abs().max() < 1e-2)
-        assert normalized == (norm_position == NormPosition.post)
+        assert normalized == PLACEMENTS[norm_position].post_norm  # Post-LN, DeepNorm
 
 
 def test_placement_changes_the_function_not_only_the_modules() -> None:
