@@ -2,41 +2,23 @@
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
 import pytest
 import sentencepiece as spm
 import torch
+from helpers.generation import by_kind, run_toy
 
 from nmt_preln.config import GenerateConfig
 from nmt_preln.data.dictionary import Dictionary
 from nmt_preln.generate.output import replace_unk
-from nmt_preln.generate.run import generate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def run(spm_toy: Path, stdin: bytes = b"", **overrides: object) -> tuple[str, str]:
-    values: dict[str, object] = {
-        "data": str(spm_toy / "data-bin"),
-        "path": str(spm_toy / "a.pt"),
-        "beam": 3,
-        "max_len_b": 8,
-    }
-    values.update(overrides)
-    out, err = io.StringIO(), io.StringIO()
-    generate(GenerateConfig(**values), stdin=io.BytesIO(stdin), stdout=out, stderr=err)  # type: ignore[arg-type]
-    return out.getvalue(), err.getvalue()
-
-
-def by_kind(text: str, kind: str) -> list[list[str]]:
-    return [line.split("\t") for line in text.splitlines() if line.startswith(kind + "-")]
-
-
 def test_score_reference_prints_the_reference_with_its_scores(spm_toy: Path) -> None:
-    out, _ = run(spm_toy, score_reference=True, path=f"{spm_toy / 'a.pt'}:{spm_toy / 'b.pt'}")
+    out, _ = run_toy(spm_toy, score_reference=True, path=f"{spm_toy / 'a.pt'}:{spm_toy / 'b.pt'}")
     targets, hyps, positional = by_kind(out, "T"), by_kind(out, "H"), by_kind(out, "P")
     assert len(hyps) == len(targets) == 12
     for t, h, p in zip(targets, hyps, positional, strict=True):
@@ -51,7 +33,7 @@ def test_forced_scores_equal_the_search_scores_of_its_own_output(
     spm_toy: Path, tmp_path: Path
 ) -> None:
     """Scoring greedy's output as a reference must give greedy's per-token log-probs."""
-    greedy, _ = run(spm_toy, beam=1, lenpen=0.0, input="-", stdin=b"der hund\nrot blau haus\n")
+    greedy, _ = run_toy(spm_toy, beam=1, lenpen=0.0, input="-", stdin=b"der hund\nrot blau haus\n")
     # Rebuild a split whose references are greedy's hypotheses (pieces -> the same ids).
     from nmt_preln.generate.inputs import SourceItem
     from nmt_preln.generate.translator import Translator, load_ensemble
@@ -74,7 +56,7 @@ def test_forced_scores_equal_the_search_scores_of_its_own_output(
 
 
 def test_prefix_size_forces_the_reference_start(spm_toy: Path) -> None:
-    out, _ = run(spm_toy, prefix_size=2, nbest=2)
+    out, _ = run_toy(spm_toy, prefix_size=2, nbest=2)
     refs = {t[0][2:]: t[1].split() for t in by_kind(out, "T")}
     for h in by_kind(out, "H"):
         ref = refs[h[0][2:]]
@@ -84,7 +66,7 @@ def test_prefix_size_forces_the_reference_start(spm_toy: Path) -> None:
 def test_constraints_appear_in_every_hypothesis(spm_toy: Path) -> None:
     stdin = b"der hund\thund\nrot blau haus\tkatze\tbaum\nklein\n"
     for mode in ("ordered", "unordered"):
-        out, _ = run(spm_toy, constraints=mode, input="-", stdin=stdin, nbest=2, max_len_b=12)
+        out, _ = run_toy(spm_toy, constraints=mode, input="-", stdin=stdin, nbest=2, max_len_b=12)
         constraints = by_kind(out, "C")
         assert [c[0] for c in constraints] == ["C-0", "C-1", "C-1"]
         sources = [s[1] for s in by_kind(out, "S")]
@@ -100,7 +82,7 @@ def test_constraints_appear_in_every_hypothesis(spm_toy: Path) -> None:
 
 
 def test_hard_and_soft_alignments_follow_each_p_line(spm_toy: Path) -> None:
-    out, _ = run(spm_toy, print_alignment="hard", nbest=2)
+    out, _ = run_toy(spm_toy, print_alignment="hard", nbest=2)
     lines = out.splitlines()
     p_rows = [i for i, ln in enumerate(lines) if ln.startswith("P-")]
     sources = {s[0][2:]: len(s[1].split()) for s in by_kind(out, "S")}
@@ -112,7 +94,7 @@ def test_hard_and_soft_alignments_follow_each_p_line(spm_toy: Path) -> None:
         pairs = [tuple(map(int, pair.split("-"))) for pair in text.split()]
         assert [t for _, t in pairs] == list(range(n_tgt))
         assert all(0 <= s < sources[sid] for s, _ in pairs)
-    soft, _ = run(spm_toy, print_alignment="soft")
+    soft, _ = run_toy(spm_toy, print_alignment="soft")
     for p_index, a in zip(
         [i for i, ln in enumerate(soft.splitlines()) if ln.startswith("P-")],
         by_kind(soft, "A"),
@@ -127,17 +109,17 @@ def test_hard_and_soft_alignments_follow_each_p_line(spm_toy: Path) -> None:
 def test_replace_unk_copies_or_maps_the_aligned_source_piece(spm_toy: Path, tmp_path: Path) -> None:
     # A large negative --unkpen is a bonus: every token becomes <unk>, then gets replaced.
     stdin = b"der hund\n"
-    plain, _ = run(spm_toy, unkpen=-100.0, input="-", stdin=stdin, print_alignment="hard")
+    plain, _ = run_toy(spm_toy, unkpen=-100.0, input="-", stdin=stdin, print_alignment="hard")
     (h,), (a,), (s,) = by_kind(plain, "H"), by_kind(plain, "A"), by_kind(plain, "S")
     assert set(h[2].split()) == {"<unk>"}
-    copied, _ = run(spm_toy, unkpen=-100.0, input="-", stdin=stdin, print_alignment="hard",
+    copied, _ = run_toy(spm_toy, unkpen=-100.0, input="-", stdin=stdin, print_alignment="hard",
                     replace_unk="")  # fmt: skip
     src = s[1].split()
     expected = [src[int(pair.split("-")[0])] for pair in a[1].split()]
     assert by_kind(copied, "H")[0][2].split() == expected
     table = tmp_path / "align.txt"
     table.write_text("".join(f"{p} MAPPED{i}\n" for i, p in enumerate(src)), encoding="utf-8")
-    mapped, _ = run(spm_toy, unkpen=-100.0, input="-", stdin=stdin, replace_unk=str(table))
+    mapped, _ = run_toy(spm_toy, unkpen=-100.0, input="-", stdin=stdin, replace_unk=str(table))
     assert set(by_kind(mapped, "H")[0][2].split()) <= {f"MAPPED{i}" for i in range(len(src))}
     assert "A-0" not in mapped  # alignment computed for the replacement, not printed
 
@@ -151,9 +133,9 @@ def test_replace_unk_unit() -> None:
 
 
 def test_post_process_sentencepiece_and_spm_decode_of_h_lines(spm_toy: Path) -> None:
-    pieces, _ = run(spm_toy)
-    text, _ = run(spm_toy, post_process="sentencepiece")
-    alias, _ = run(spm_toy, remove_bpe="sentencepiece")
+    pieces, _ = run_toy(spm_toy)
+    text, _ = run_toy(spm_toy, post_process="sentencepiece")
+    alias, _ = run_toy(spm_toy, remove_bpe="sentencepiece")
     assert alias == text
     sp = spm.SentencePieceProcessor(model_file=str(spm_toy / "data-bin" / "spm.model"))
     for kind in "STH":
@@ -165,7 +147,7 @@ def test_post_process_sentencepiece_and_spm_decode_of_h_lines(spm_toy: Path) -> 
 
 
 def test_diverse_beam_groups_changes_the_nbest_list(spm_toy: Path) -> None:
-    plain, _ = run(spm_toy, beam=4, nbest=4)
-    diverse, _ = run(spm_toy, beam=4, nbest=4, diverse_beam_groups=2, diverse_beam_strength=5.0)
+    plain, _ = run_toy(spm_toy, beam=4, nbest=4)
+    diverse, _ = run_toy(spm_toy, beam=4, nbest=4, diverse_beam_groups=2, diverse_beam_strength=5.0)
     assert len(by_kind(diverse, "H")) == 48
     assert [h[2] for h in by_kind(plain, "H")] != [h[2] for h in by_kind(diverse, "H")]

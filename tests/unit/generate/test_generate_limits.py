@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers.generation import run_generate, toy_config
 from nmt_preln.cli import generate as generate_cli
 
 from nmt_preln.config import GenerateConfig
@@ -16,23 +17,6 @@ from nmt_preln.generate.run import OutputError, generate
 from nmt_preln.generate.search_memory import SearchFootprint, decoding_steps
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def config(spm_toy: Path, **overrides: object) -> GenerateConfig:
-    values: dict[str, object] = {
-        "data": str(spm_toy / "data-bin"),
-        "path": str(spm_toy / "a.pt"),
-        "beam": 3,
-        "max_len_b": 8,
-    }
-    values.update(overrides)
-    return GenerateConfig(**values)  # type: ignore[arg-type]
-
-
-def run(cfg: GenerateConfig) -> tuple[str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    generate(cfg, stdin=io.BytesIO(b""), stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
 
 
 def hyp_lines(text: str) -> list[str]:
@@ -52,12 +36,12 @@ def test_a_huge_beam_is_refused_in_one_line_before_decoding(spm_toy: Path) -> No
 
 def test_a_beam_that_fits_only_alone_shrinks_the_batch(spm_toy: Path) -> None:
     # About 0.7 MiB per sentence at beam 200: a 1 MiB budget holds one sentence per batch.
-    shrunk, warnings = run(config(spm_toy, beam=200, nbest=2, max_search_memory_mb=1))
+    shrunk, warnings = run_generate(toy_config(spm_toy, beam=200, nbest=2, max_search_memory_mb=1))
     assert warnings.count("nmt-generate: warning: --batch-size 128 x --beam 200 does not fit") == 1
-    one_by_one, _ = run(config(spm_toy, beam=200, nbest=2, batch_size=1))
+    one_by_one, _ = run_generate(toy_config(spm_toy, beam=200, nbest=2, batch_size=1))
     assert hyp_lines(shrunk) == hyp_lines(one_by_one) and len(hyp_lines(shrunk)) == 48
     with pytest.raises(UserError, match=r"--beam 2000: .* more than the 1 MiB budget"):
-        run(config(spm_toy, beam=2000, max_search_memory_mb=1))
+        run_generate(toy_config(spm_toy, beam=2000, max_search_memory_mb=1))
 
 
 def test_footprint_grows_with_beam_length_and_vocabulary() -> None:
@@ -96,7 +80,7 @@ def test_seeds_out_of_range_are_one_line(spm_toy: Path, seed: str) -> None:
 
 
 def test_largest_seed_samples(spm_toy: Path) -> None:
-    out, _ = run(config(spm_toy, sampling=True, seed=2**64 - 1, beam=2, nbest=2))
+    out, _ = run_generate(toy_config(spm_toy, sampling=True, seed=2**64 - 1, beam=2, nbest=2))
     assert len(hyp_lines(out)) == 48
 
 
@@ -107,4 +91,6 @@ class _FullDisk(io.StringIO):
 
 def test_a_full_output_is_one_error(spm_toy: Path) -> None:
     with pytest.raises(OutputError, match=r"^cannot write to <stdout>: No space left on device$"):
-        generate(config(spm_toy), stdin=io.BytesIO(b""), stdout=_FullDisk(), stderr=io.StringIO())
+        generate(
+            toy_config(spm_toy), stdin=io.BytesIO(b""), stdout=_FullDisk(), stderr=io.StringIO()
+        )

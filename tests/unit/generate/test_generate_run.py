@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from helpers.checkpoints import random_checkpoint
 from helpers.corpus import make_spm_data, preprocess_dir, write_corpus
+from helpers.generation import by_kind, run_toy
 
 from nmt_preln.config import GenerateConfig, OutputFormat, Segmentation
 from nmt_preln.errors import UserError
@@ -18,25 +19,8 @@ from nmt_preln.generate.run import generate
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def run(spm_toy: Path, stdin: bytes = b"", **overrides: object) -> tuple[str, str]:
-    values: dict[str, object] = {
-        "data": str(spm_toy / "data-bin"),
-        "path": str(spm_toy / "a.pt"),
-        "beam": 3,
-        "max_len_b": 8,
-    }
-    values.update(overrides)
-    out, err = io.StringIO(), io.StringIO()
-    generate(GenerateConfig(**values), stdin=io.BytesIO(stdin), stdout=out, stderr=err)  # type: ignore[arg-type]
-    return out.getvalue(), err.getvalue()
-
-
-def by_kind(text: str, kind: str) -> list[list[str]]:
-    return [line.split("\t") for line in text.splitlines() if line.startswith(kind + "-")]
-
-
 def test_fairseq_format_on_the_test_split(spm_toy: Path) -> None:
-    out, err = run(spm_toy, nbest=2, lenpen=1.0)
+    out, err = run_toy(spm_toy, nbest=2, lenpen=1.0)
     sources, targets, hyps, details, positional = (by_kind(out, k) for k in "STHDP")
     assert [int(s[0][2:]) for s in sources] == list(range(12))  # sorted by id
     assert len(targets) == 12 and len(hyps) == len(details) == len(positional) == 24
@@ -52,7 +36,7 @@ def test_fairseq_format_on_the_test_split(spm_toy: Path) -> None:
 
 
 def test_scores_are_base_2(spm_toy: Path) -> None:
-    out, _ = run(spm_toy, beam=1, lenpen=0.0)
+    out, _ = run_toy(spm_toy, beam=1, lenpen=0.0)
     for h, p in zip(by_kind(out, "H"), by_kind(out, "P"), strict=True):
         total_bits = float(h[1])
         assert total_bits == pytest.approx(sum(float(x) for x in p[1].split()), abs=1e-3)
@@ -60,13 +44,13 @@ def test_scores_are_base_2(spm_toy: Path) -> None:
 
 
 def test_results_path_quiet_and_batch_invariance(spm_toy: Path, tmp_path: Path) -> None:
-    out, _ = run(spm_toy, results_path=str(tmp_path / "res"))
+    out, _ = run_toy(spm_toy, results_path=str(tmp_path / "res"))
     written = (tmp_path / "res" / "generate-test.txt").read_text(encoding="utf-8")
     assert out == "" and "H-11\t" in written
-    quiet, _ = run(spm_toy, quiet=True)
+    quiet, _ = run_toy(spm_toy, quiet=True)
     assert "H-" not in quiet and "BLEU4" in quiet
-    one_by_one, _ = run(spm_toy, batch_size=1)
-    budget, _ = run(spm_toy, max_tokens=20)
+    one_by_one, _ = run_toy(spm_toy, batch_size=1)
+    budget, _ = run_toy(spm_toy, max_tokens=20)
     for other in (one_by_one, budget):  # batching changes float rounding, nothing else
         assert [h[2] for h in by_kind(other, "H")] == [h[2] for h in by_kind(written, "H")]
         got = [float(h[1]) for h in by_kind(other, "H")]
@@ -74,9 +58,9 @@ def test_results_path_quiet_and_batch_invariance(spm_toy: Path, tmp_path: Path) 
 
 
 def test_ensemble_of_the_same_checkpoint_twice(spm_toy: Path) -> None:
-    single, _ = run(spm_toy)
-    twice, _ = run(spm_toy, path=f"{spm_toy / 'a.pt'}:{spm_toy / 'a.pt'}")
-    other, _ = run(spm_toy, path=f"{spm_toy / 'a.pt'}:{spm_toy / 'b.pt'}")
+    single, _ = run_toy(spm_toy)
+    twice, _ = run_toy(spm_toy, path=f"{spm_toy / 'a.pt'}:{spm_toy / 'a.pt'}")
+    other, _ = run_toy(spm_toy, path=f"{spm_toy / 'a.pt'}:{spm_toy / 'b.pt'}")
     assert [h[2] for h in by_kind(twice, "H")] == [h[2] for h in by_kind(single, "H")]
     assert [float(h[1]) for h in by_kind(twice, "H")] == pytest.approx(
         [float(h[1]) for h in by_kind(single, "H")], abs=1e-4
@@ -87,7 +71,9 @@ def test_ensemble_of_the_same_checkpoint_twice(spm_toy: Path) -> None:
 def test_plain_raw_input_with_bad_lines(spm_toy: Path) -> None:
     long_line = " ".join(["katze"] * 80)
     text = b"der hund\n\nrot \xff\xfe blau\n" + long_line.encode() + b"\nhaus\n"
-    out, err = run(spm_toy, stdin=text, input="-", output_format=OutputFormat.plain, buffer_size=2)
+    out, err = run_toy(
+        spm_toy, stdin=text, input="-", output_format=OutputFormat.plain, buffer_size=2
+    )
     lines = out.split("\n")
     assert len(lines) == 6 and lines[-1] == "" and lines[1] == ""  # 5 lines, the empty one kept
     assert "<stdin>: line 3: invalid UTF-8" in err
@@ -123,7 +109,7 @@ def test_stdin_is_streamed_chunk_by_chunk(spm_toy: Path) -> None:
 
 def test_raw_file_in_fairseq_format(spm_toy: Path, tmp_path: Path) -> None:
     (tmp_path / "in.de").write_text("haus\nder hund\n", encoding="utf-8")
-    out, _ = run(spm_toy, input=str(tmp_path / "in.de"))
+    out, _ = run_toy(spm_toy, input=str(tmp_path / "in.de"))
     assert [s[0] for s in by_kind(out, "S")] == ["S-0", "S-1"]
     assert by_kind(out, "T") == [] and "BLEU" not in out
 
@@ -140,7 +126,7 @@ def test_raw_file_in_fairseq_format(spm_toy: Path, tmp_path: Path) -> None:
 )
 def test_one_line_errors(spm_toy: Path, overrides: dict[str, object], message: str) -> None:
     with pytest.raises(UserError, match=re.escape(message)) as info:
-        run(spm_toy, **overrides)
+        run_toy(spm_toy, **overrides)
     assert "\n" not in str(info.value)
 
 
@@ -148,7 +134,7 @@ def test_corrupt_checkpoint(spm_toy: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.pt"
     bad.write_bytes((spm_toy / "a.pt").read_bytes()[:500])
     with pytest.raises(UserError, match=r"bad\.pt") as info:
-        run(spm_toy, path=str(bad))
+        run_toy(spm_toy, path=str(bad))
     assert "\n" not in str(info.value)
 
 
@@ -160,7 +146,7 @@ def test_dictionary_mismatch_names_the_dictionary(spm_toy: Path, tmp_path: Path)
     with pytest.raises(
         UserError, match=r"dict\.de\.txt: the source dictionary differs .* symbols|symbol \d+ is"
     ) as info:
-        run(spm_toy, data=str(other / "bin"))
+        run_toy(spm_toy, data=str(other / "bin"))
     assert "a.pt" in str(info.value)
 
 
@@ -168,10 +154,12 @@ def test_pre_segmented_data_and_remove_bpe(tmp_path: Path) -> None:
     data = make_spm_data(tmp_path, segmentation=Segmentation.none)
     random_checkpoint(data, tmp_path / "m.pt")
     base = {"data": str(data), "path": str(tmp_path / "m.pt"), "max_len_b": 6, "beam": 2}
-    out, _ = run(tmp_path, **base, input="-", output_format=OutputFormat.plain, stdin=b"der hund\n")
+    out, _ = run_toy(
+        tmp_path, **base, input="-", output_format=OutputFormat.plain, stdin=b"der hund\n"
+    )
     assert len(out.splitlines()) == 1
-    pieces, _ = run(tmp_path, **base)
-    out, _ = run(tmp_path, **base, remove_bpe="@@ ")  # fairseq: H- and D- lose the marker
+    pieces, _ = run_toy(tmp_path, **base)
+    out, _ = run_toy(tmp_path, **base, remove_bpe="@@ ")  # fairseq: H- and D- lose the marker
     assert by_kind(out, "P") == by_kind(pieces, "P")
     for h, d, p in zip(by_kind(out, "H"), by_kind(out, "D"), by_kind(pieces, "H"), strict=True):
         assert h[2] == d[2] == (p[2] + " ").replace("@@ ", "").rstrip()
