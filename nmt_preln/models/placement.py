@@ -61,9 +61,12 @@ def deepnorm_beta(encoder_layers: int, decoder_layers: int, side: Side) -> float
 
         encoder: beta = 0.87 (N^4 M)^(-1/16)        decoder: beta = (12 M)^(-1/4)
 
-    It multiplies the block's usual gain (fairseq's 1/sqrt(2) of ``v_proj`` stays), as the
-    paper's pseudo-code applies it on top of the Xavier initialization; the queries and keys
-    keep gain 1 (times 1/sqrt(2)).
+    The paper's pseudo-code gives these weights Xavier gain beta and the queries and keys
+    gain 1; here beta multiplies the gain each projection has anyway (fairseq's 1/sqrt(2) for
+    q/k/v, 1 for the others), which is what the authors' torchscale code does by dividing
+    the fairseq-initialized ``fc1``/``fc2``/``v_proj``/``out_proj`` weights. Note that
+    torchscale's encoder divides by (N^4 M)^(1/16) / 1.15, i.e. uses 1.15 where the formula
+    above has 0.87 = 1 / 1.15; we follow the formula as stated above.
     """
     n, m = encoder_layers, decoder_layers
     return 0.87 * (n**4 * m) ** (-1 / 16) if side == "encoder" else (12 * m) ** (-1 / 4)
