@@ -6,15 +6,14 @@ a few updates with ``nmt_preln.train.trainer.train`` (in-process: one torch star
 
 from __future__ import annotations
 
-import os
 import queue
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 from helpers.corpus import mirrored, preprocess_dir, write_corpus
+from helpers.scripts import BIN, ENV, run_script
 
 from nmt_preln.config import (
     CheckpointConfig,
@@ -28,26 +27,7 @@ from nmt_preln.config import Device as DeviceName
 from nmt_preln.train.checkpoint import load_checkpoint, load_model_from_checkpoint
 from nmt_preln.train.trainer import train
 
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 WORDS = ["haus", "katze", "hund", "baum", "rot", "blau", "gross", "klein", "der", "die", "das"]
-
-
-def run(
-    *args: str, cwd: Path, stdin: str | None = None, ok: bool = True
-) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [str(BIN / args[0]), *args[1:]],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=300,
-    )
-    if ok:
-        assert proc.returncode == 0, f"{args[0]} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 def write_raw(raw: Path, *, seed: int, words: list[str]) -> None:
@@ -62,7 +42,7 @@ def write_raw(raw: Path, *, seed: int, words: list[str]) -> None:
 
 
 def preprocess(work: Path, name: str) -> None:
-    run(
+    run_script(
         "nmt-preprocess",
         "--source-lang",
         "de",
@@ -118,7 +98,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def generate(
     work: Path, *args: str, stdin: str | None = None, ok: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    return run(
+    return run_script(
         "nmt-generate",
         "raw-bin",
         "--path",
@@ -201,7 +181,7 @@ def test_stdin_streams_before_input_ends(work: Path) -> None:
 
 def test_bad_checkpoint_is_one_line(work: Path) -> None:
     (work / "broken.pt").write_bytes(b"not a checkpoint at all")
-    proc = run("nmt-generate", "raw-bin", "--path", "broken.pt", cwd=work, ok=False)
+    proc = run_script("nmt-generate", "raw-bin", "--path", "broken.pt", cwd=work, ok=False)
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.startswith("nmt-generate: error: ") and proc.stderr.count("\n") == 1
     assert "broken.pt" in proc.stderr
@@ -217,14 +197,16 @@ def test_mismatched_dictionary(work: Path) -> None:
         joined_dictionary=True,
         spm_vocab_size=40,
     )
-    proc = run("nmt-generate", "other-bin", "--path", "ckpt/checkpoint_last.pt", cwd=work, ok=False)
+    proc = run_script(
+        "nmt-generate", "other-bin", "--path", "ckpt/checkpoint_last.pt", cwd=work, ok=False
+    )
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
     assert "dict.de.txt: the source dictionary differs from the one in checkpoint" in proc.stderr
 
 
 def test_average_then_load(work: Path) -> None:
     ckpt = work / "ckpt"
-    proc = run(
+    proc = run_script(
         "nmt-average",
         "--inputs",
         str(ckpt / "checkpoint_last.pt"),
