@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+
+from helpers.ranks import rank_envs
 
 from nmt_preln.train.checkpoint import LAST, load_checkpoint
 from nmt_preln.train.save_dir import SaveDirLock
@@ -26,25 +27,11 @@ from .harness import logged_updates, run_argv, start_training, wait_for
 BOUND_S = 30.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_ranks(argv: list[str], tmp_path: Path) -> list[BaseProcess]:
-    port = str(_free_port())
-    ranks = []
-    for rank in (0, 1):
-        env = {
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "WORLD_SIZE": "2",
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": port,
-        }
-        ranks.append(start_training(argv, output=tmp_path / f"rank{rank}.txt", env=env))
-    return ranks
+    return [
+        start_training(argv, output=tmp_path / f"rank{rank}.txt", env=env)
+        for rank, env in enumerate(rank_envs(2))
+    ]
 
 
 def _one_error_line(tmp_path: Path, survivor: BaseProcess) -> str:

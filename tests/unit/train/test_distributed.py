@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 import torch
+from helpers.ranks import rank_envs
 from trainer_helpers import read_log, tiny_config
 
 from nmt_preln.config import Optimizer
@@ -55,12 +55,6 @@ _RANK_SCRIPT = textwrap.dedent(
 _SHARED: dict[str, Any] = {"max_update": 1, "arch": {"dropout": 0.0}}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _launch(
     tmp_path: Path, data_dir: Path, save: Path, *, extra_env: dict[str, str] | None = None
 ) -> list[subprocess.Popen[str]]:
@@ -69,18 +63,9 @@ def _launch(
     args = json.dumps(
         {"data": str(data_dir), "save": str(save), "optim": "sgd", "overrides": dict(_SHARED)}
     )
-    port = str(_free_port())
     procs = []
-    for rank in range(2):
-        env = {
-            **os.environ,
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "WORLD_SIZE": "2",
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": port,
-            **(extra_env or {}),
-        }
+    for rank_env in rank_envs(2):
+        env = {**os.environ, **rank_env, **(extra_env or {})}
         procs.append(
             subprocess.Popen(
                 [sys.executable, str(script), args],
