@@ -19,6 +19,12 @@ from nmt_preln.data.preprocess import preprocess
 WORDS = [f"w{i}" for i in range(24)]
 #: German-looking words, for tests that want SentencePiece something to split.
 GERMAN_WORDS = ["haus", "katze", "hund", "baum", "rot", "blau", "gross", "klein", "der", "die"]
+_LEXICON = (  # German:English word pairs, so that UTF-8 handling is exercised
+    "haus:house katze:cat hund:dog baum:tree straße:street grün:green blau:blue schön:nice "
+    "über:over fährt:drives läuft:runs der:the die:the das:the ein:a eine:an"
+)
+#: German -> English, one word each; German words with non-ASCII letters.
+LEXICON = dict(pair.split(":") for pair in _LEXICON.split())
 
 Target = Callable[[list[str]], str]
 
@@ -38,6 +44,11 @@ def letters_reversed(words: list[str]) -> str:
     return " ".join(w[::-1] for w in words)
 
 
+def translated(words: list[str]) -> str:
+    """``der hund`` -> ``the dog``: word by word through :data:`LEXICON`."""
+    return " ".join(LEXICON[w] for w in words)
+
+
 def mirrored(words: list[str]) -> str:
     """``haus rot`` -> ``tor suah``: the whole line spelled backwards."""
     return " ".join(words)[::-1]
@@ -52,7 +63,15 @@ def _sentences(
 
 
 def _write_side(path: Path, lines: list[str]) -> None:
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def write_parallel(prefix: Path, src: list[str], tgt: list[str]) -> Path:
+    """Write the given lines to ``PREFIX.de`` and ``PREFIX.en`` (folder created); ``prefix``."""
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    _write_side(Path(f"{prefix}.de"), src)
+    _write_side(Path(f"{prefix}.en"), tgt)
+    return prefix
 
 
 def write_pairs(
@@ -63,7 +82,6 @@ def write_pairs(
     words: Sequence[str] = WORDS,
     lengths: tuple[int, int] = (2, 9),
     target: Target = renamed_reversal,
-    langs: tuple[str, str] = ("de", "en"),
 ) -> Path:
     """Write ``n`` sentence pairs to ``PREFIX.de`` and ``PREFIX.en``.
 
@@ -74,16 +92,12 @@ def write_pairs(
         words: the source vocabulary.
         lengths: inclusive (shortest, longest) source length in words.
         target: maps the source words to the target line.
-        langs: (source, target) suffixes.
 
     Returns:
         ``prefix``.
     """
     sentences = _sentences(random.Random(seed), n, words=words, lengths=lengths)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    _write_side(Path(f"{prefix}.{langs[0]}"), [" ".join(s) for s in sentences])
-    _write_side(Path(f"{prefix}.{langs[1]}"), [target(s) for s in sentences])
-    return prefix
+    return write_parallel(prefix, [" ".join(s) for s in sentences], [target(s) for s in sentences])
 
 
 def write_corpus(
@@ -110,8 +124,9 @@ def write_corpus(
     root.mkdir(parents=True, exist_ok=True)
     for split, n in sizes.items():
         sentences = _sentences(rng, n, words=words, lengths=lengths)
-        _write_side(root / f"{split}.de", [" ".join(s) for s in sentences])
-        _write_side(root / f"{split}.en", [target(s) for s in sentences])
+        write_parallel(
+            root / split, [" ".join(s) for s in sentences], [target(s) for s in sentences]
+        )
     return root
 
 

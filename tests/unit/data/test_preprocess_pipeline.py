@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from data_corpus import write_pair
+from helpers.corpus import write_parallel
 
 from nmt_preln.config import PreprocessConfig, Segmentation, SpmModelType
 from nmt_preln.data.dataset import LanguagePairDataset, load_dictionaries, load_manifest
@@ -77,7 +77,7 @@ def test_separate_unigram_models(corpus: Callable[..., str], tmp_path: Path) -> 
 def test_presegmented_bpe_text(tmp_path: Path) -> None:
     de = ["der hu@@ nd läuft", "die kat@@ ze", "der baum"] * 5
     en = ["the do@@ g runs", "the c@@ at", "the tree"] * 5
-    prefix = write_pair(tmp_path / "raw" / "train", de, en)
+    prefix = str(write_parallel(tmp_path / "raw" / "train", de, en))
     cfg = _cfg(tmp_path, trainpref=prefix, validpref=prefix, segmentation=Segmentation.none)
     preprocess(cfg)
     manifest = load_manifest(cfg.destdir)
@@ -114,7 +114,7 @@ def test_reuse_model_and_dictionaries_gives_identical_data(
 def test_cleaning_applies_to_train_only(tmp_path: Path) -> None:
     de = ["ein hund", "", "haus " * 30, "der baum", "ein hund läuft über die straße schön"]
     en = ["a dog", "x", "house " * 30, "the", "a dog runs over the street nicely"]
-    prefix = write_pair(tmp_path / "raw" / "train", de * 10, en * 10)
+    prefix = str(write_parallel(tmp_path / "raw" / "train", de * 10, en * 10))
     cfg = _cfg(
         tmp_path,
         trainpref=prefix,
@@ -134,7 +134,7 @@ def test_cleaning_applies_to_train_only(tmp_path: Path) -> None:
 def test_dictionary_thresholds_and_limits(tmp_path: Path) -> None:
     de = ["a a a a b b b c c d"] * 2
     en = ["x y"] * 2
-    prefix = write_pair(tmp_path / "raw" / "train", de, en)
+    prefix = str(write_parallel(tmp_path / "raw" / "train", de, en))
     cfg = _cfg(
         tmp_path, trainpref=prefix, segmentation=Segmentation.none, thresholdsrc=5, nwordstgt=5
     )
