@@ -30,7 +30,10 @@ BASE = ["+arch=preln", "data.path=some/dir"]
 def test_every_arch_composes(arch: str) -> None:
     cfg, _ = compose_train_config([f"+arch={arch}", "data.path=d"])
     assert isinstance(cfg, TrainConfig)
-    expected = NormPosition.post if arch.startswith("postln") else NormPosition.pre
+    # Each family names its placement: postln_* -> post, deepnorm_* -> deepnorm, preln_* -> pre.
+    family = arch.split("_")[0]
+    expected = {"postln": NormPosition.post, "preln": NormPosition.pre}.get(family)
+    expected = expected or NormPosition(family)
     assert cfg.arch.norm_position is expected
     assert cfg.arch.d_model % cfg.arch.num_heads == 0
 
