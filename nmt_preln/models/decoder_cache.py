@@ -49,16 +49,6 @@ class DecoderCache:
         """Rows per source sentence."""
         return self.self_k.size(1) // self.cross_k.size(1)
 
-    def reorder(self, order: Tensor) -> None:
-        """Any reordering: new row ``i`` is old row ``order[i]``, with that row's source.
-
-        Afterwards every row has its own copy of the cross-attention state (one row per
-        sentence); beam search uses the cheaper :meth:`reorder_beams`.
-        """
-        sources = torch.div(order, self.group, rounding_mode="floor")  # (rows',) old sentences
-        self._reorder_rows(order)
-        self._reorder_sentences(sources)
-
     def reorder_beams(self, order: Tensor, kept: Tensor | None = None) -> None:
         """Beam search's reordering: rows stay grouped by sentence, ``g`` consecutive rows each.
 

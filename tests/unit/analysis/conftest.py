@@ -3,48 +3,25 @@ pre-segmented words keep it fast)."""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
-import torch
+from helpers.corpus import GERMAN_WORDS, preprocess_dir, write_corpus
 
-from nmt_preln.config import PreprocessConfig, Segmentation
-from nmt_preln.data.preprocess import preprocess
-
-WORDS = [
-    *("haus", "katze", "hund", "baum", "rot", "blau", "gross", "klein", "der", "die"),
-    *("das", "und", "ein", "eine", "mit", "auf", "im", "am"),
-]
-
-
-def write_corpus(raw: Path, *, seed: int, sizes: dict[str, int]) -> None:
-    """Source: random word strings; target: the words reversed and uppercased (learnable)."""
-    rng = random.Random(seed)
-    raw.mkdir(parents=True, exist_ok=True)
-    for split, n in sizes.items():
-        src = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12))) for _ in range(n)]
-        tgt = [" ".join(w.upper() for w in reversed(s.split())) for s in src]
-        (raw / f"{split}.de").write_text("\n".join(src) + "\n", encoding="utf-8")
-        (raw / f"{split}.en").write_text("\n".join(tgt) + "\n", encoding="utf-8")
+WORDS = [*GERMAN_WORDS, "das", "und", "ein", "eine", "mit", "auf", "im", "am"]
 
 
 def make_data_dir(root: Path, *, sizes: dict[str, int], seed: int = 0) -> str:
-    raw = root / "raw"
-    write_corpus(raw, seed=seed, sizes=sizes)
-    dest = root / "data-bin"
-    preprocess(
-        PreprocessConfig(
-            source_lang="de",
-            target_lang="en",
-            trainpref=str(raw / "train"),
-            validpref=str(raw / "valid"),
-            testpref=str(raw / "test"),
-            destdir=str(dest),
-            segmentation=Segmentation.none,
-        )
+    """Source: random word strings; target: the words reversed and uppercased (learnable)."""
+    raw = write_corpus(
+        root / "raw",
+        sizes=sizes,
+        seed=seed,
+        words=WORDS,
+        lengths=(3, 12),
+        target=lambda ws: " ".join(w.upper() for w in reversed(ws)),
     )
-    return str(dest)
+    return str(preprocess_dir(raw, root / "data-bin", splits=tuple(sizes)))
 
 
 @pytest.fixture(scope="session")
@@ -56,5 +33,5 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)  # the CI machine has 2 shared cores
+def _one_thread(one_thread: None) -> None:
+    """The CI machine has 2 shared cores: one thread per test (restored afterwards)."""

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-import torch
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "generate"))
-from toy_setup import make_data
+from helpers.corpus import make_spm_data
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.set_num_threads(1)
-    return make_data(tmp_path_factory.mktemp("export"))
+    return make_spm_data(tmp_path_factory.mktemp("export"))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread: None) -> None:
+    """Every export test runs on one thread (restored afterwards by the fixture)."""

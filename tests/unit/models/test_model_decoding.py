@@ -10,6 +10,11 @@ from nmt_preln.models.transformer import DecoderCache, Transformer
 PLACEMENTS = pytest.mark.parametrize("norm_position", list(NormPosition))
 
 
+def _reorder(cache: DecoderCache, order: torch.Tensor) -> None:
+    """Any reordering: new row i is old row order[i], each with its own sentence's source."""
+    cache.reorder_beams(order, torch.div(order, cache.group, rounding_mode="floor"))
+
+
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:
     """Sources of different lengths (right-padded) and </s>-initial target prefixes."""
     src = random_tokens([9, 4, 6], vocab=SRC_VOCAB)  # (3, 9)
@@ -47,7 +52,7 @@ def test_incremental_decoding_after_reorder(norm_position: NormPosition) -> None
         enc = model.encode(src)
         cache = model.init_cache(enc, max_len=prev.size(1))
         _decode_steps(model, prev[:, :3], cache)
-        cache.reorder(order)
+        _reorder(cache, order)
         rest = _decode_steps(model, prev[order, 3:], cache)
         full = model(src[order], prev[order])
     torch.testing.assert_close(rest, full[:, 3:], atol=1e-5, rtol=1e-5)
@@ -83,7 +88,7 @@ def test_reorder_with_same_batch_size_reuses_the_buffers() -> None:
         _decode_steps(model, prev[:, :2], cache)
         pointers = {cache.self_k.data_ptr()}
         for order in ([1, 2, 0], [2, 0, 1], [0, 1, 2], [0, 2]):  # [0, 2]: one sentence left
-            cache.reorder(torch.tensor(order))
+            _reorder(cache, torch.tensor(order))
             pointers.add(cache.self_k.data_ptr())
         assert len(pointers) == 2  # the cache's buffer and its one spare, swapped
         assert cache.self_k.shape[1] == 2 and cache.cross_v.shape[1] == 2

@@ -3,6 +3,13 @@
 import torch
 from tiny_models import EOS, SRC_VOCAB, TGT_VOCAB, random_tokens, tiny_model
 
+from nmt_preln.models.decoder_cache import DecoderCache
+
+
+def _reorder(cache: DecoderCache, order: torch.Tensor) -> None:
+    """Any reordering: new row i is old row order[i], each with its own sentence's source."""
+    cache.reorder_beams(order, torch.div(order, cache.group, rounding_mode="floor"))
+
 
 def _steps(model, prev, cache) -> torch.Tensor:  # type: ignore[no-untyped-def]
     return torch.stack([model.decode_step(prev[:, t], cache) for t in range(prev.size(1))], 1)
@@ -17,10 +24,10 @@ def test_shrinking_reorder_reuses_the_buffer_and_keeps_the_numbers() -> None:
         enc = model.encode(src)
         cache = model.init_cache(enc, max_len=prev.size(1))
         _steps(model, prev[:, :1], cache)
-        cache.reorder(torch.arange(4))  # the first reorder allocates the spare buffers
+        _reorder(cache, torch.arange(4))  # the first reorder allocates the spare buffers
         _steps(model, prev[:, 1:2], cache)
         storage = {cache.self_k.data_ptr(), cache._spare[0].data_ptr()}  # type: ignore[index]
-        cache.reorder(keep)
+        _reorder(cache, keep)
         assert cache.self_k.data_ptr() in storage and cache.self_k.shape[1] == 2
         rest = _steps(model, prev[keep, 2:], cache)
         full = model(src[keep], prev[keep])
