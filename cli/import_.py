@@ -12,6 +12,7 @@ from typing import Any
 from nmt_preln.errors import UserError
 from nmt_preln.flags import parse_config
 from nmt_preln.interop.config import FairseqCheckpointImportConfig, FairseqDataImportConfig
+from nmt_preln.models.placement import placement_of
 
 COMMANDS: dict[str, tuple[type[Any], str, str]] = {
     "fairseq-data": (
@@ -44,7 +45,7 @@ def _run(command: str, cfg: Any) -> str:
 
     result = import_fairseq_checkpoint(cfg)
     return (
-        f"wrote {result.out} ({result.arch.name}, {result.arch.norm_position.value}-LN, "
+        f"wrote {result.out} ({result.arch.name}, {placement_of(result.arch.norm_position).title}, "
         f"{result.source_lang}->{result.target_lang})\n"
         f"decode:    nmt-generate {result.data} --path {result.out} --remove-bpe '@@ '\n"
         f"fine-tune: nmt-train {' '.join(finetune_overrides(result))} data.path={result.data} "

@@ -369,7 +369,7 @@ class GradNormConfig:
 
     data: str = field(default=MISSING, metadata=_help("data directory written by nmt-preprocess"))
     out: str = field(default="grad-norm", metadata=_help("directory for the CSV and PNG files"))
-    # Both placements are built from this option's dimensions; only norm_position differs.
+    # Every placement (models/placement.py) is built from this option's dimensions.
     arch: str = field(default="preln", metadata=_help("conf/arch option giving the dimensions"))
     layers: int = field(default=0, metadata=_help("layers per stack of the profile, 0: arch's"))
     depths: str = field(

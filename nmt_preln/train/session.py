@@ -26,6 +26,7 @@ from torch import nn
 from nmt_preln.config import Device, Precision, TrainConfig
 from nmt_preln.data.dataset import LanguagePairDataset, load_manifest
 from nmt_preln.errors import UserError
+from nmt_preln.models.placement import placement_of
 from nmt_preln.models.transformer import build_model
 from nmt_preln.train import checkpoint as ckpt
 from nmt_preln.train import distributed
@@ -188,8 +189,9 @@ def build_session(cfg: TrainConfig, ctx: DistributedContext, device_type: str) -
         # shape by the same dynamic graph, paying the compile twice.
         session.net = cast(nn.Module, torch.compile(session.net, dynamic=True))
     n_params = sum(p.numel() for p in model.parameters())
+    title = placement_of(cfg.arch.norm_position).title
     metrics.info(
-        f"model {cfg.arch.name} ({cfg.arch.norm_position.value}-LN): {n_params:,} parameters | "
+        f"model {cfg.arch.name} ({title}): {n_params:,} parameters | "
         f"{len(train_data):,} training pairs | device {device} | {cfg.hardware.precision.value} "
         f"| world size {ctx.world_size}"
     )
