@@ -270,3 +270,66 @@ def test_readme_interactive_example_and_file_redirect(work: Path) -> None:
     piped = generate(work, "--input", "-", "--output-format", "plain", stdin=many)
     assert redirected.returncode == 0 and redirected.stdout.decode() == piped.stdout
     assert len(piped.stdout.splitlines()) == len(WORDS)
+
+
+# fairseq-generate's decoding options through the real console script (their semantics are
+# tested in tests/unit/generate; here each must change what a user sees).
+
+
+def _fields(stdout: str, kind: str) -> dict[str, list[str]]:
+    """``{id: tab-separated fields after the tag}`` of every ``kind``- line (first per id)."""
+    found: dict[str, list[str]] = {}
+    for line in stdout.splitlines():
+        tag, _, rest = line.partition("\t")
+        if tag.startswith(f"{kind}-"):
+            found.setdefault(tag.removeprefix(f"{kind}-"), rest.split("\t"))
+    return found
+
+
+def test_score_reference_prints_the_references_as_hypotheses(work: Path) -> None:
+    out = generate(work, "--score-reference").stdout
+    refs, hyps = _fields(out, "T"), _fields(out, "H")
+    assert len(refs) == 15 and {i: h[1] for i, h in hyps.items()} == {
+        i: t[0] for i, t in refs.items()
+    }
+
+
+def test_prefix_size_forces_the_first_reference_piece(work: Path) -> None:
+    out = generate(work, "--prefix-size", "1").stdout
+    refs, hyps = _fields(out, "T"), _fields(out, "H")
+    assert all(hyps[i][1].split()[0] == t[0].split()[0] for i, t in refs.items())
+
+
+def test_print_alignment_adds_one_source_position_per_target_piece(work: Path) -> None:
+    out = generate(work, "--print-alignment").stdout
+    sources, hyps, aligns = _fields(out, "S"), _fields(out, "H"), _fields(out, "A")
+    assert aligns.keys() == hyps.keys()
+    for i, (text,) in aligns.items():
+        pairs = [tuple(map(int, p.split("-"))) for p in text.split()]
+        assert [t for _, t in pairs] == list(range(len(hyps[i][1].split())))
+        assert all(0 <= s < len(sources[i][0].split()) for s, _ in pairs)
+
+
+def test_constraints_appear_in_every_output(work: Path) -> None:
+    source = (work / "raw" / "test.de").read_text(encoding="utf-8").splitlines()[0]
+    target = (work / "raw" / "test.en").read_text(encoding="utf-8").splitlines()[0]
+    word = target.split()[-1]
+    out = generate(work, "--input", "-", "--constraints", stdin=f"{source}\t{word}\n").stdout
+    assert "C-0" in out and word in _fields(out, "D")["0"][1].split()
+
+
+def test_diverse_beam_groups_are_accepted_and_checked(work: Path) -> None:
+    out = generate(work, "--diverse-beam-groups", "3", "--diverse-beam-strength", "2").stdout
+    assert len(_fields(out, "H")) == 15
+    bad = generate(work, "--beam", "4", "--diverse-beam-groups", "3", ok=False)
+    assert bad.returncode != 0 and bad.stderr.count("nmt-generate: error:") == 1
+
+
+def test_post_process_sentencepiece_gives_text_in_h_lines(work: Path) -> None:
+    pieces = _fields(generate(work).stdout, "H")
+    text = _fields(generate(work, "--post-process", "sentencepiece").stdout, "H")
+    assert any("\u2581" in h[1] for h in pieces.values())
+    assert not any("\u2581" in h[1] for h in text.values())
+    assert {i: h[1] for i, h in text.items()} == {
+        i: "".join(h[1].split()).replace("\u2581", " ").strip() for i, h in pieces.items()
+    }
