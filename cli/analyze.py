@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import sys
 
-from nmt_preln.config import GradNormConfig, SweepConfig
 from nmt_preln.errors import UserError
 from nmt_preln.flags import build_parser, parse_config, to_config
+from nmt_preln.tools_config import GradNormConfig, SweepConfig
 
 USAGE = """usage: nmt-analyze {grad-norm,sweep} ... (-h after a command for its flags)
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sys
 
-from nmt_preln.config import AverageConfig
 from nmt_preln.errors import UserError
 from nmt_preln.flags import build_parser, to_config
+from nmt_preln.tools_config import AverageConfig
 
 DESCRIPTION = (
     "Average the model weights of the given checkpoints, or of the last N epoch/update "

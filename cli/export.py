@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sys
 
-from nmt_preln.config import ExportConfig, ExportFormat
 from nmt_preln.errors import UserError
 from nmt_preln.flags import build_parser, to_config
+from nmt_preln.tools_config import ExportConfig, ExportFormat
 
 DESCRIPTION = (
     "Export a checkpoint's model: a CTranslate2 model directory (TransformerSpec, with the "

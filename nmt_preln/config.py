@@ -22,7 +22,8 @@ from omegaconf import MISSING
 from nmt_preln.models.placement import NormPosition as NormPosition
 
 
-def _help(text: str, **extra: Any) -> dict[str, Any]:
+def cli_help(text: str, **extra: Any) -> dict[str, Any]:
+    """Field metadata: the one-line ``--help`` text (and argparse extras such as ``const``)."""
     return {"help": text, **extra}
 
 
@@ -219,40 +220,53 @@ class SpmModelType(StrEnum):
 class PreprocessConfig:
     """``nmt-preprocess``; flag names follow fairseq-preprocess (``--source-lang`` ...)."""
 
-    source_lang: str = field(default=MISSING, metadata=_help("source language suffix, e.g. de"))
-    target_lang: str = field(default=MISSING, metadata=_help("target language suffix, e.g. en"))
-    trainpref: str | None = field(default=None, metadata=_help("train file prefix (PREFIX.LANG)"))
-    validpref: str | None = field(default=None, metadata=_help("comma-separated valid prefixes"))
-    testpref: str | None = field(default=None, metadata=_help("comma-separated test prefixes"))
-    destdir: str = field(default="data-bin", metadata=_help("output directory"))
-    joined_dictionary: bool = field(default=False, metadata=_help("one dictionary for both"))
-    srcdict: str | None = field(default=None, metadata=_help("reuse this source dictionary"))
-    tgtdict: str | None = field(default=None, metadata=_help("reuse this target dictionary"))
-    nwordssrc: int = field(default=-1, metadata=_help("source dictionary size limit, -1 none"))
-    nwordstgt: int = field(default=-1, metadata=_help("target dictionary size limit, -1 none"))
+    source_lang: str = field(default=MISSING, metadata=cli_help("source language suffix, e.g. de"))
+    target_lang: str = field(default=MISSING, metadata=cli_help("target language suffix, e.g. en"))
+    trainpref: str | None = field(
+        default=None, metadata=cli_help("train file prefix (PREFIX.LANG)")
+    )
+    validpref: str | None = field(default=None, metadata=cli_help("comma-separated valid prefixes"))
+    testpref: str | None = field(default=None, metadata=cli_help("comma-separated test prefixes"))
+    destdir: str = field(default="data-bin", metadata=cli_help("output directory"))
+    joined_dictionary: bool = field(default=False, metadata=cli_help("one dictionary for both"))
+    srcdict: str | None = field(default=None, metadata=cli_help("reuse this source dictionary"))
+    tgtdict: str | None = field(default=None, metadata=cli_help("reuse this target dictionary"))
+    nwordssrc: int = field(default=-1, metadata=cli_help("source dictionary size limit, -1 none"))
+    nwordstgt: int = field(default=-1, metadata=cli_help("target dictionary size limit, -1 none"))
     # fairseq's Dictionary.finalize keeps a symbol when count >= threshold (0 and 1 keep all).
-    thresholdsrc: int = field(default=0, metadata=_help("map source words seen < N times to unk"))
-    thresholdtgt: int = field(default=0, metadata=_help("map target words seen < N times to unk"))
+    thresholdsrc: int = field(
+        default=0, metadata=cli_help("map source words seen < N times to unk")
+    )
+    thresholdtgt: int = field(
+        default=0, metadata=cli_help("map target words seen < N times to unk")
+    )
     # SentencePiece training/encoding threads; 0 = every available core (fairseq's default is 1).
-    workers: int = field(default=0, metadata=_help("threads, 0 = all cores"))
+    workers: int = field(default=0, metadata=cli_help("threads, 0 = all cores"))
     segmentation: Segmentation = field(
-        default=Segmentation.sentencepiece, metadata=_help("sentencepiece or none (pre-segmented)")
+        default=Segmentation.sentencepiece,
+        metadata=cli_help("sentencepiece or none (pre-segmented)"),
     )
-    spm_model: str | None = field(default=None, metadata=_help("reuse this SentencePiece model"))
-    spm_vocab_size: int = field(default=8000, metadata=_help("SentencePiece vocabulary size"))
-    spm_model_type: SpmModelType = field(default=SpmModelType.bpe, metadata=_help("bpe or unigram"))
-    spm_character_coverage: float = field(default=1.0, metadata=_help("SentencePiece coverage"))
+    spm_model: str | None = field(default=None, metadata=cli_help("reuse this SentencePiece model"))
+    spm_vocab_size: int = field(default=8000, metadata=cli_help("SentencePiece vocabulary size"))
+    spm_model_type: SpmModelType = field(
+        default=SpmModelType.bpe, metadata=cli_help("bpe or unigram")
+    )
+    spm_character_coverage: float = field(default=1.0, metadata=cli_help("SentencePiece coverage"))
     spm_separate: bool = field(
-        default=False, metadata=_help("one SentencePiece model per language")
+        default=False, metadata=cli_help("one SentencePiece model per language")
     )
-    min_len: int = field(default=1, metadata=_help("drop train pairs with a side shorter (tokens)"))
+    min_len: int = field(
+        default=1, metadata=cli_help("drop train pairs with a side shorter (tokens)")
+    )
     max_len: int = field(
-        default=250, metadata=_help("drop train pairs with a side longer (tokens)")
+        default=250, metadata=cli_help("drop train pairs with a side longer (tokens)")
     )
     max_len_ratio: float = field(
-        default=0.0, metadata=_help("drop train pairs past this ratio, 0 off")
+        default=0.0, metadata=cli_help("drop train pairs past this ratio, 0 off")
     )
-    overwrite: bool = field(default=False, metadata=_help("replace an existing different dataset"))
+    overwrite: bool = field(
+        default=False, metadata=cli_help("replace an existing different dataset")
+    )
 
 
 class OutputFormat(StrEnum):
@@ -266,57 +280,59 @@ class GenerateConfig:
 
     data: str = field(
         default=MISSING,
-        metadata=_help("data directory of nmt-preprocess (or nmt-import fairseq-data)"),
+        metadata=cli_help("data directory of nmt-preprocess (or nmt-import fairseq-data)"),
     )
-    path: str = field(default=MISSING, metadata=_help("checkpoint(s), colon-separated = ensemble"))
+    path: str = field(
+        default=MISSING, metadata=cli_help("checkpoint(s), colon-separated = ensemble")
+    )
     # None = "test"; an explicit split together with --input is refused (it would be ignored).
     gen_subset: str | None = field(
-        default=None, metadata=_help("binarized split to translate (default: test)")
+        default=None, metadata=cli_help("binarized split to translate (default: test)")
     )
-    input: str | None = field(default=None, metadata=_help("raw text file, or - for stdin"))
-    source_lang: str | None = field(default=None, metadata=_help("default: from the data dir"))
-    target_lang: str | None = field(default=None, metadata=_help("default: from the data dir"))
-    beam: int = field(default=5, metadata=_help("beam size; 1 is greedy"))
-    nbest: int = field(default=1, metadata=_help("hypotheses to print per sentence"))
-    lenpen: float = field(default=1.0, metadata=_help("length penalty: score / length^lenpen"))
-    max_len_a: float = field(default=0.0, metadata=_help("max length = a * src_len + b"))
-    max_len_b: int = field(default=200, metadata=_help("max length = a * src_len + b"))
-    min_len: int = field(default=1, metadata=_help("minimum target length"))
-    unkpen: float = field(default=0.0, metadata=_help("penalty subtracted from <unk> scores"))
-    no_repeat_ngram_size: int = field(default=0, metadata=_help("block repeated n-grams, 0 off"))
-    batch_size: int = field(default=128, metadata=_help("maximum sentences per batch"))
-    max_tokens: int = field(default=0, metadata=_help("maximum source tokens per batch, 0 off"))
-    buffer_size: int = field(default=256, metadata=_help("stdin lines translated per chunk"))
-    sampling: bool = field(default=False, metadata=_help("sample instead of beam search"))
-    sampling_topk: int = field(default=-1, metadata=_help("sample from the k best, -1 off"))
-    sampling_topp: float = field(default=-1.0, metadata=_help("nucleus sampling mass, -1 off"))
+    input: str | None = field(default=None, metadata=cli_help("raw text file, or - for stdin"))
+    source_lang: str | None = field(default=None, metadata=cli_help("default: from the data dir"))
+    target_lang: str | None = field(default=None, metadata=cli_help("default: from the data dir"))
+    beam: int = field(default=5, metadata=cli_help("beam size; 1 is greedy"))
+    nbest: int = field(default=1, metadata=cli_help("hypotheses to print per sentence"))
+    lenpen: float = field(default=1.0, metadata=cli_help("length penalty: score / length^lenpen"))
+    max_len_a: float = field(default=0.0, metadata=cli_help("max length = a * src_len + b"))
+    max_len_b: int = field(default=200, metadata=cli_help("max length = a * src_len + b"))
+    min_len: int = field(default=1, metadata=cli_help("minimum target length"))
+    unkpen: float = field(default=0.0, metadata=cli_help("penalty subtracted from <unk> scores"))
+    no_repeat_ngram_size: int = field(default=0, metadata=cli_help("block repeated n-grams, 0 off"))
+    batch_size: int = field(default=128, metadata=cli_help("maximum sentences per batch"))
+    max_tokens: int = field(default=0, metadata=cli_help("maximum source tokens per batch, 0 off"))
+    buffer_size: int = field(default=256, metadata=cli_help("stdin lines translated per chunk"))
+    sampling: bool = field(default=False, metadata=cli_help("sample instead of beam search"))
+    sampling_topk: int = field(default=-1, metadata=cli_help("sample from the k best, -1 off"))
+    sampling_topp: float = field(default=-1.0, metadata=cli_help("nucleus sampling mass, -1 off"))
     # Divides the logits in beam search too, as fairseq's --temperature does.
-    temperature: float = field(default=1.0, metadata=_help("softmax temperature (logits / T)"))
+    temperature: float = field(default=1.0, metadata=cli_help("softmax temperature (logits / T)"))
     output_format: OutputFormat = field(
-        default=OutputFormat.fairseq, metadata=_help("fairseq lines or plain translations")
+        default=OutputFormat.fairseq, metadata=cli_help("fairseq lines or plain translations")
     )
-    results_path: str | None = field(default=None, metadata=_help("write output to this dir"))
-    quiet: bool = field(default=False, metadata=_help("print only the scores"))
+    results_path: str | None = field(default=None, metadata=cli_help("write output to this dir"))
+    quiet: bool = field(default=False, metadata=cli_help("print only the scores"))
     # fairseq's alias of --post-process (the same option): giving both with different values
     # is refused.
     remove_bpe: str | None = field(
-        default=None, metadata=_help("the same as --post-process (fairseq's alias)", const="@@ ")
+        default=None, metadata=cli_help("the same as --post-process (fairseq's alias)", const="@@ ")
     )
-    device: Device = field(default=Device.auto, metadata=_help("auto, cpu or cuda"))
-    precision: Precision = field(default=Precision.fp32, metadata=_help("fp32, bf16 or fp16"))
-    seed: int = field(default=1, metadata=_help("random seed (sampling), 0 to 2**64-1"))
+    device: Device = field(default=Device.auto, metadata=cli_help("auto, cpu or cuda"))
+    precision: Precision = field(default=Precision.fp32, metadata=cli_help("fp32, bf16 or fp16"))
+    seed: int = field(default=1, metadata=cli_help("random seed (sampling), 0 to 2**64-1"))
     # fairseq-generate's options for scoring, forcing and inspecting translations. A field whose
     # metadata has "const" takes an optional value (argparse nargs="?"), as fairseq's flag does.
     score_reference: bool = field(
-        default=False, metadata=_help("score the reference translations instead of decoding")
+        default=False, metadata=cli_help("score the reference translations instead of decoding")
     )
     prefix_size: int = field(
-        default=0, metadata=_help("force the first N reference tokens as the target prefix")
+        default=0, metadata=cli_help("force the first N reference tokens as the target prefix")
     )
     # fairseq 0.12's --print-alignment [hard|soft]; "hard" without a value.
     print_alignment: str | None = field(
         default=None,
-        metadata=_help(
+        metadata=cli_help(
             "print A- lines: hard = srcpos-tgtpos pairs, soft = each target token's attention "
             "over the source",
             const="hard",
@@ -324,7 +340,7 @@ class GenerateConfig:
     )
     replace_unk: str | None = field(
         default=None,
-        metadata=_help(
+        metadata=cli_help(
             "replace <unk> by the aligned source token, or its entry in this alignment "
             "dictionary file",
             const="",
@@ -332,21 +348,21 @@ class GenerateConfig:
     )
     constraints: str | None = field(
         default=None,
-        metadata=_help(
+        metadata=cli_help(
             "lexically constrained decoding (ordered or unordered); constraints follow the "
             "source line, tab-separated",
             const="ordered",
         ),
     )
     diverse_beam_groups: int = field(
-        default=-1, metadata=_help("diverse beam search: number of groups, -1 off")
+        default=-1, metadata=cli_help("diverse beam search: number of groups, -1 off")
     )
     diverse_beam_strength: float = field(
-        default=0.5, metadata=_help("diverse beam search: penalty for tokens of earlier groups")
+        default=0.5, metadata=cli_help("diverse beam search: penalty for tokens of earlier groups")
     )
     post_process: str | None = field(
         default=None,
-        metadata=_help(
+        metadata=cli_help(
             "post-process S-/T-/H- text as fairseq does: sentencepiece, subword_nmt, @@ , "
             "@@, wordpiece, letter, silence, _EOW or none",
             const="subword_nmt",
@@ -356,90 +372,8 @@ class GenerateConfig:
     # a sentence that alone does not fit is refused, instead of the allocator failing.
     max_search_memory_mb: int = field(
         default=0,
-        metadata=_help("memory for the search's tensors in MiB; 0: 3/4 of the free memory"),
+        metadata=cli_help("memory for the search's tensors in MiB; 0: 3/4 of the free memory"),
     )
-
-
-# --- nmt-analyze (the paper's experiments; nmt_preln/analysis/) ---------------------------
-
-
-@dataclass
-class GradNormConfig:
-    """``nmt-analyze grad-norm``: per-layer gradient norms at initialization (paper, Figure 3)."""
-
-    data: str = field(default=MISSING, metadata=_help("data directory written by nmt-preprocess"))
-    out: str = field(default="grad-norm", metadata=_help("directory for the CSV and PNG files"))
-    # Every placement (models/placement.py) is built from this option's dimensions.
-    arch: str = field(default="preln", metadata=_help("conf/arch option giving the dimensions"))
-    layers: int = field(default=0, metadata=_help("layers per stack of the profile, 0: arch's"))
-    depths: str = field(
-        default="6,8,10,12,14", metadata=_help("layers per stack of the depth sweep, '' skips")
-    )
-    seeds: int = field(default=3, metadata=_help("initializations averaged: seed, seed+1, ..."))
-    batches: int = field(default=2, metadata=_help("training batches averaged per initialization"))
-    subset: str = field(default="train", metadata=_help("split the batches are drawn from"))
-    max_tokens: int = field(default=4096, metadata=_help("tokens per batch, as in training"))
-    label_smoothing: float = field(default=0.1, metadata=_help("epsilon of the training loss"))
-    # Off by default: Theorem 1 has no dropout, and it makes the norms depend on the mask.
-    train_mode: bool = field(default=False, metadata=_help("keep the arch's dropout on"))
-    device: Device = field(default=Device.auto, metadata=_help("auto, cpu or cuda"))
-    num_threads: int = field(default=0, metadata=_help("CPU threads, 0: torch's default"))
-    seed: int = field(default=1, metadata=_help("first initialization seed; also picks batches"))
-
-
-@dataclass
-class SweepConfig:
-    """``nmt-analyze sweep``: train a list of ``+experiment`` runs, decode them, draw curves."""
-
-    experiments: str = field(
-        default=MISSING, metadata=_help("comma-separated experiment options; globs allowed")
-    )
-    out: str = field(default="sweep", metadata=_help("one subdirectory per run, plus figures"))
-    name: str = field(default="sweep", metadata=_help("file name of the figure and its CSV"))
-    gen_subsets: str = field(default="valid,test", metadata=_help("splits decoded for BLEU"))
-    checkpoint: str = field(default="best", metadata=_help("checkpoint decoded: best or last"))
-    beam: int = field(default=5, metadata=_help("beam size of the final decoding"))
-    lenpen: float = field(default=1.0, metadata=_help("length penalty (paper IWSLT14: 1.2)"))
-    rerun: bool = field(default=False, metadata=_help("train and decode finished runs again"))
-    plot_only: bool = field(default=False, metadata=_help("only redraw figures from the logs"))
-
-
-@dataclass
-class AverageConfig:
-    """``nmt-average``; flag names follow fairseq's scripts/average_checkpoints.py."""
-
-    inputs: list[str] = field(
-        default=MISSING, metadata=_help("checkpoint files, or one directory to pick them from")
-    )
-    output: str = field(default=MISSING, metadata=_help("where to write the averaged checkpoint"))
-    num_epoch_checkpoints: int = field(
-        default=0, metadata=_help("average the last N checkpoint<epoch>.pt of the directory")
-    )
-    num_update_checkpoints: int = field(
-        default=0, metadata=_help("average the last N checkpoint_<epoch>_<update>.pt")
-    )
-    checkpoint_upper_bound: int = field(
-        default=0, metadata=_help("ignore checkpoints past this epoch/update, 0 none")
-    )
-
-
-class ExportFormat(StrEnum):
-    ctranslate2 = "ctranslate2"  # a CTranslate2 model directory (TransformerSpec)
-    safetensors = "safetensors"  # model.safetensors + config.json + dictionaries
-
-
-@dataclass
-class ExportConfig:
-    """``nmt-export``: write a checkpoint's model for other inference engines (issue 6)."""
-
-    path: str = field(default=MISSING, metadata=_help("checkpoint written by nmt-train"))
-    out: str = field(default=MISSING, metadata=_help("output directory"))
-    format: ExportFormat = field(
-        default=ExportFormat.ctranslate2, metadata=_help("ctranslate2 or safetensors")
-    )
-    # CTranslate2's own names (float32, int8, int8_float32, float16, bfloat16, ...).
-    quantization: str = field(default="float32", metadata=_help("CTranslate2 weight type"))
-    force: bool = field(default=False, metadata=_help("replace an existing output directory"))
 
 
 def register_configs() -> None:

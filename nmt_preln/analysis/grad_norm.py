@@ -38,12 +38,13 @@ from typing import cast
 
 import torch
 
-from nmt_preln.config import GradNormConfig, ModelConfig, NormPosition
+from nmt_preln.config import ModelConfig, NormPosition
 from nmt_preln.data.dataset import LanguagePairDataset
 from nmt_preln.data.dictionary import Dictionary
 from nmt_preln.errors import UserError
 from nmt_preln.models.placement import PLACEMENTS, placement_of
 from nmt_preln.models.transformer import Transformer, build_model, named_analysis_weights
+from nmt_preln.tools_config import GradNormConfig
 from nmt_preln.train.batch_plan import batch_by_size
 from nmt_preln.train.batching import Batch, PairDataset, collate_indices
 from nmt_preln.train.loss import label_smoothed_cross_entropy

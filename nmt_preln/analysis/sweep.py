@@ -34,8 +34,9 @@ from dataclasses import asdict, dataclass, field
 
 from nmt_preln.analysis.curves import LOG_NAME, read_validation_curve, write_curves_csv
 from nmt_preln.compose import compose_train_config, group_options
-from nmt_preln.config import GenerateConfig, SweepConfig, TrainConfig
+from nmt_preln.config import GenerateConfig, TrainConfig
 from nmt_preln.errors import UserError
+from nmt_preln.tools_config import SweepConfig
 
 logger = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from nmt_preln.config import AverageConfig
 from nmt_preln.data.dictionary import symbol_difference
 from nmt_preln.errors import UserError
+from nmt_preln.tools_config import AverageConfig
 from nmt_preln.train.checkpoint import load_checkpoint, save_checkpoint
 
 _EPOCH = re.compile(r"checkpoint(\d+)\.pt")  # fairseq's names: checkpoint3.pt

@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from omegaconf import MISSING
 
-
-def _help(text: str) -> dict[str, Any]:
-    return {"help": text}
+from nmt_preln.config import cli_help
 
 
 @dataclass
 class FairseqDataImportConfig:
     """``nmt-import fairseq-data DIR``: adopt a fairseq-preprocess data-bin where it lies."""
 
-    data: str = field(default=MISSING, metadata=_help("fairseq data-bin (dict.*.txt, *.bin/.idx)"))
+    data: str = field(
+        default=MISSING, metadata=cli_help("fairseq data-bin (dict.*.txt, *.bin/.idx)")
+    )
     source_lang: str | None = field(
-        default=None, metadata=_help("needed only when DIR holds several language pairs")
+        default=None, metadata=cli_help("needed only when DIR holds several language pairs")
     )
     target_lang: str | None = field(
-        default=None, metadata=_help("needed only when DIR holds several language pairs")
+        default=None, metadata=cli_help("needed only when DIR holds several language pairs")
     )
 
 
@@ -29,16 +28,18 @@ class FairseqDataImportConfig:
 class FairseqCheckpointImportConfig:
     """``nmt-import fairseq CKPT --out OUT``: a fairseq transformer checkpoint -> nmt-preln's."""
 
-    path: str = field(default=MISSING, metadata=_help("checkpoint written by fairseq-train"))
-    out: str = field(default=MISSING, metadata=_help("nmt-preln checkpoint to write"))
+    path: str = field(default=MISSING, metadata=cli_help("checkpoint written by fairseq-train"))
+    out: str = field(default=MISSING, metadata=cli_help("nmt-preln checkpoint to write"))
     data: str | None = field(
         default=None,
-        metadata=_help("data-bin with the dict.*.txt files (default: the checkpoint's task.data)"),
+        metadata=cli_help(
+            "data-bin with the dict.*.txt files (default: the checkpoint's task.data)"
+        ),
     )
     source_lang: str | None = field(
-        default=None, metadata=_help("default: the checkpoint's task, else the data-bin's")
+        default=None, metadata=cli_help("default: the checkpoint's task, else the data-bin's")
     )
     target_lang: str | None = field(
-        default=None, metadata=_help("default: the checkpoint's task, else the data-bin's")
+        default=None, metadata=cli_help("default: the checkpoint's task, else the data-bin's")
     )
-    force: bool = field(default=False, metadata=_help("replace an existing --out file"))
+    force: bool = field(default=False, metadata=cli_help("replace an existing --out file"))

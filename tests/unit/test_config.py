@@ -145,7 +145,7 @@ def test_flags_follow_fairseq_spelling_and_round_trip() -> None:
 
 
 def test_list_fields_take_several_values() -> None:
-    from nmt_preln.config import AverageConfig
+    from nmt_preln.tools_config import AverageConfig
 
     cfg = parse_config(
         AverageConfig, ["--inputs", "a.pt", "b.pt", "--output", "avg.pt"], prog="a", description=""

@@ -13,8 +13,8 @@ import pytest
 
 from nmt_preln.analysis import sweep
 from nmt_preln.analysis.sweep import RESULT, expand_experiments, read_result, run_sweep
-from nmt_preln.config import SweepConfig
 from nmt_preln.errors import UserError
+from nmt_preln.tools_config import SweepConfig
 
 ADAM = "cpu/postln_adam_*"
 TWO = "cpu/postln_adam_5e-4_warmup500,cpu/preln_adam_5e-4_stepdecay"

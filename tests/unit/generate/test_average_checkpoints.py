@@ -9,11 +9,12 @@ import pytest
 import torch
 from nmt_preln.cli.average import main
 
-from nmt_preln.config import AverageConfig, ModelConfig
+from nmt_preln.config import ModelConfig
 from nmt_preln.data.dictionary import Dictionary
 from nmt_preln.errors import UserError
 from nmt_preln.generate.average import average, select_checkpoints
 from nmt_preln.models.transformer import build_model
+from nmt_preln.tools_config import AverageConfig
 from nmt_preln.train.checkpoint import (
     FORMAT_VERSION,
     config_to_plain,
