@@ -19,7 +19,7 @@ import torch
 from nmt_preln.data.dictionary import symbol_difference
 from nmt_preln.errors import UserError
 from nmt_preln.tools_config import AverageConfig
-from nmt_preln.train.checkpoint import load_checkpoint, save_checkpoint
+from nmt_preln.train.checkpoint import WEIGHT_NEUTRAL_ARCH, load_checkpoint, save_checkpoint
 
 _EPOCH = re.compile(r"checkpoint(\d+)\.pt")  # fairseq's names: checkpoint3.pt
 _UPDATE = re.compile(r"checkpoint_\d+_(\d+)\.pt")  # checkpoint_3_12000.pt
@@ -60,10 +60,6 @@ def select_checkpoints(cfg: AverageConfig) -> list[Path]:
     return [path for _, path in sorted(numbered, reverse=True)[:count]]
 
 
-# Settings that do not change what the weights compute (labels, regularization).
-_FREE = {"name", "init", "dropout", "attention_dropout", "activation_dropout"}
-
-
 def _check_same_model(
     state: dict[str, Any], other: dict[str, Any], *, path: Path, first: Path
 ) -> None:
@@ -72,7 +68,7 @@ def _check_same_model(
         if diff := symbol_difference(state[side], other[side]):
             raise UserError(f"{path}: its {side} differs from {first}'s ({diff})")
     ours, theirs = state["config"]["arch"], other["config"]["arch"]
-    for key in sorted((ours.keys() | theirs.keys()) - _FREE):
+    for key in sorted((ours.keys() | theirs.keys()) - WEIGHT_NEUTRAL_ARCH):
         if ours.get(key) != theirs.get(key):
             raise UserError(
                 f"{path}: config.arch.{key}={ours.get(key)!r}, but {theirs.get(key)!r} in {first}"

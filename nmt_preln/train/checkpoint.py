@@ -57,6 +57,11 @@ __all__ = [
 
 FORMAT_VERSION = 1
 LAST = "checkpoint_last.pt"
+# config.arch settings that do not change what the weights compute (a label, the init, the
+# regularization): resuming and averaging accept checkpoints that differ only in these.
+WEIGHT_NEUTRAL_ARCH = frozenset(
+    {"name", "init", "dropout", "attention_dropout", "activation_dropout"}
+)
 BEST = "checkpoint_best.pt"
 _EPOCH_RE = re.compile(r"checkpoint(\d+)\.pt")
 _UPDATE_RE = re.compile(r"checkpoint_(\d+)_(\d+)\.pt")

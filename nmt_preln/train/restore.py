@@ -36,9 +36,6 @@ from nmt_preln.train.metrics import truncate_log
 if TYPE_CHECKING:
     from nmt_preln.train.session import Session
 
-# Architecture settings a resumed run may change: labels and regularization, not the function.
-_FREE_ON_RESUME = {"name", "init", "dropout", "attention_dropout", "activation_dropout"}
-
 
 class SourceKind(StrEnum):
     last = "checkpoint_last.pt"
@@ -90,7 +87,7 @@ def check_same_model(s: Session, state: dict[str, Any], path: str) -> None:
     differ = [
         f"arch.{key}={saved[key]!r} in the checkpoint, {value!r} here"
         for key, value in ours.items()
-        if key in saved and key not in _FREE_ON_RESUME and saved[key] != value
+        if key in saved and key not in ckpt.WEIGHT_NEUTRAL_ARCH and saved[key] != value
     ]
     if differ:
         raise UserError(
