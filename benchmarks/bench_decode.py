@@ -36,8 +36,8 @@ from nmt_preln.config import (
 )
 from nmt_preln.data.dataset import LanguagePairDataset
 from nmt_preln.data.preprocess import preprocess
-from nmt_preln.generate.inputs import SourceItem
-from nmt_preln.generate.translator import Translator, load_ensemble
+from nmt_preln.search.source_items import SourceItem
+from nmt_preln.search.translator import Translator, load_ensemble
 from nmt_preln.train.trainer import train
 
 MULTI30K = Path("/work/shared/data/multi30k-en-de")

@@ -164,8 +164,8 @@ def _train_config(args: argparse.Namespace, *, compiled: bool, save_dir: str) ->
 
 
 def section_train(args: argparse.Namespace, *, compiled: bool) -> list[Row]:
+    from nmt_preln.data.collate import collate_indices
     from nmt_preln.train.batch_plan import batch_by_size
-    from nmt_preln.train.batching import collate_indices
     from nmt_preln.train.distributed import DistributedContext
     from nmt_preln.train.session import build_session
 
@@ -240,8 +240,8 @@ def section_decode(args: argparse.Namespace) -> list[Row]:
     import sentencepiece as spm
 
     from nmt_preln.data.dataset import LanguagePairDataset
-    from nmt_preln.generate.inputs import SourceItem
-    from nmt_preln.generate.translator import Translator, load_ensemble
+    from nmt_preln.search.source_items import SourceItem
+    from nmt_preln.search.translator import Translator, load_ensemble
 
     device = _device(args)
     data_dir, path = os.path.join(args.gpu_dir, "data"), os.path.join(args.gpu_dir, "model.pt")

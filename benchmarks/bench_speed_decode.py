@@ -31,8 +31,8 @@ import torch
 from nmt_preln.config import GenerateConfig
 from nmt_preln.data.dataset import LanguagePairDataset
 from nmt_preln.export.ctranslate2 import export_ctranslate2
-from nmt_preln.generate.inputs import SourceItem
-from nmt_preln.generate.translator import Translator, load_ensemble
+from nmt_preln.search.source_items import SourceItem
+from nmt_preln.search.translator import Translator, load_ensemble
 
 
 def _ours(args: argparse.Namespace, items: list[SourceItem]) -> Any:

@@ -46,10 +46,10 @@ from nmt_preln.config import (
     ScheduleConfig,
     TrainConfig,
 )
+from nmt_preln.data.collate import Batch, collate_indices
 from nmt_preln.data.dataset import LanguagePairDataset
 from nmt_preln.models.placement import placement_of
 from nmt_preln.train.batch_plan import batch_by_size
-from nmt_preln.train.batching import Batch, collate_indices
 from nmt_preln.train.distributed import DistributedContext
 from nmt_preln.train.session import build_session
 from nmt_preln.train.trainer import PlannedUpdate, train_update

@@ -19,11 +19,11 @@ DESCRIPTION = (
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse flags and run :func:`nmt_preln.generate.average.average`."""
+    """Parse flags and run :func:`nmt_preln.checkpoint.average.average`."""
     parser = build_parser(AverageConfig, prog="nmt-average", description=DESCRIPTION)
     cfg = to_config(AverageConfig, parser.parse_args(argv))
     try:
-        from nmt_preln.generate.average import average  # torch after the flags parse
+        from nmt_preln.checkpoint.average import average  # torch after the flags parse
 
         used = average(cfg)
     except UserError as err:

@@ -39,6 +39,7 @@ from typing import cast
 import torch
 
 from nmt_preln.config import ModelConfig, NormPosition
+from nmt_preln.data.collate import Batch, PairDataset, collate_indices
 from nmt_preln.data.dataset import LanguagePairDataset
 from nmt_preln.data.dictionary import Dictionary
 from nmt_preln.errors import UserError
@@ -46,7 +47,6 @@ from nmt_preln.models.placement import PLACEMENTS, placement_of
 from nmt_preln.models.transformer import Transformer, build_model, named_analysis_weights
 from nmt_preln.tools_config import GradNormConfig
 from nmt_preln.train.batch_plan import batch_by_size
-from nmt_preln.train.batching import Batch, PairDataset, collate_indices
 from nmt_preln.train.loss import label_smoothed_cross_entropy
 
 logger = logging.getLogger(__name__)
@@ -328,7 +328,7 @@ def run_grad_norm(cfg: GradNormConfig, model_cfg: ModelConfig) -> list[str]:
         empty, ``grad_norm_depth.csv``/``.png``.
     """
     from nmt_preln.analysis import plots  # matplotlib only once the measurement is done
-    from nmt_preln.generate.translator import resolve_device
+    from nmt_preln.search.translator import resolve_device
 
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor, nn
 
+from nmt_preln.checkpoint.store import load_model_from_checkpoint
 from nmt_preln.config import Activation, ModelConfig
 from nmt_preln.errors import UserError
 from nmt_preln.models.attention import MultiheadAttention
@@ -36,7 +37,6 @@ from nmt_preln.models.transformer import (
     Transformer,
     TransformerEmbedding,
 )
-from nmt_preln.train.checkpoint import load_model_from_checkpoint
 
 # nn.LayerNorm's default; CTranslate2 must use the same epsilon to give the same numbers.
 LAYER_NORM_EPSILON = 1e-5

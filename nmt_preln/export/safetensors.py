@@ -24,12 +24,12 @@ from typing import Any
 
 import torch
 
+from nmt_preln.checkpoint.schema import Fields, check_symbols
+from nmt_preln.checkpoint.store import load_model_from_checkpoint, model_config_from_plain
 from nmt_preln.data.dictionary import Dictionary
 from nmt_preln.errors import UserError
 from nmt_preln.export.ctranslate2 import write_spm_models
 from nmt_preln.models.transformer import Transformer, build_model
-from nmt_preln.train.checkpoint import load_model_from_checkpoint, model_config_from_plain
-from nmt_preln.train.checkpoint_schema import Fields, check_symbols
 
 EXPORT_FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"

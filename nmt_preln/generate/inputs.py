@@ -18,12 +18,13 @@ import itertools
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 import numpy as np
 
-from nmt_preln.generate.options import POST_PROCESS, post_process
+from nmt_preln.data.segmenter import Segmenter
+from nmt_preln.search.source_items import SourceItem
 
 Warn = Callable[[str], None]
 READ_BYTES = 1 << 16  # one os.read of a pipe: whatever has arrived, up to this much
@@ -34,65 +35,6 @@ class _Dictionary(Protocol):
     unk: int
 
     def encode(self, tokens: Iterable[str], *, append_eos: bool = True) -> list[int]: ...
-
-
-class _Tokenizer(Protocol):
-    def encode(self, lines: list[str], *, num_threads: int = 0) -> list[list[str]]: ...
-
-    def decode(self, pieces: list[str]) -> str: ...
-
-
-@dataclass
-class SourceItem:
-    """One sentence to translate.
-
-    Attributes:
-        id: its index in the split or input (0-based).
-        src: source ids ending in ``</s>``; empty for an empty input line (nothing to translate).
-        ref: reference ids ending in ``</s>``, or None.
-        src_pieces: the source pieces as read (before the dictionary: a piece the source
-            dictionary lacks is still spelled out), or None for a binarized split.
-        constraints: target ids of each constraint (no ``</s>``), from ``--constraints``.
-        constraint_pieces: the same constraints as space-joined pieces (the C- lines).
-    """
-
-    id: int
-    src: np.ndarray
-    ref: np.ndarray | None = None
-    src_pieces: list[str] | None = None
-    constraints: list[list[int]] = field(default_factory=list)
-    constraint_pieces: list[str] = field(default_factory=list)
-
-
-class Segmenter:
-    """Text <-> pieces for one language: SentencePiece, or pre-segmented text.
-
-    Args:
-        tokenizer: a SentencePiece tokenizer, or None when the data is already segmented.
-        remove_bpe: for pre-segmented data, how to detokenize: a fairseq ``--post-process``
-            symbol (``"sentencepiece"``, ``"subword_nmt"``, ...) or a continuation marker to
-            delete (e.g. ``"@@ "``); None keeps the pieces.
-    """
-
-    def __init__(self, tokenizer: _Tokenizer | None, *, remove_bpe: str | None = None) -> None:
-        self.tokenizer = tokenizer
-        self.remove_bpe = remove_bpe
-
-    def encode(self, lines: list[str]) -> list[list[str]]:
-        """Lines -> pieces; one thread, since other work shares the cores."""
-        if self.tokenizer is None:
-            return [line.split() for line in lines]
-        return self.tokenizer.encode(lines, num_threads=1)
-
-    def decode(self, pieces: str) -> str:
-        """Space-joined pieces -> text."""
-        if self.tokenizer is not None:
-            return self.tokenizer.decode(pieces.split())
-        if self.remove_bpe in POST_PROCESS:  # fairseq's symbols: sentencepiece, subword_nmt...
-            return post_process(pieces, self.remove_bpe)
-        if self.remove_bpe:  # any other marker, deleted like "@@ "
-            return (pieces + " ").replace(self.remove_bpe, "").rstrip()
-        return pieces
 
 
 def is_interactive(stream: BinaryIO) -> bool:
@@ -225,37 +167,3 @@ def encode_lines(
             )
         items.append(item)
     return items
-
-
-def make_batches(
-    lengths: list[int],
-    *,
-    batch_size: int,
-    max_tokens: int,
-    max_sentences: Callable[[int], int] | None = None,
-) -> list[list[int]]:
-    """Group indices into batches of similar length, longest first.
-
-    A batch holds at most ``batch_size`` sentences and, when ``max_tokens > 0``, at most
-    ``max_tokens`` padded source tokens (a longer sentence still gets a batch of its own).
-    ``max_sentences(width)``, when given, caps the sentences of a batch whose longest source
-    has ``width`` tokens (the search's memory budget; at least 1).
-    Sorting by length keeps padding low; results do not depend on the grouping.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    batches: list[list[int]] = []
-    current: list[int] = []
-    cap = max(batch_size, 1)
-    for i in order:
-        width = lengths[current[0]] if current else lengths[i]  # the longest comes first
-        too_many = len(current) >= cap
-        too_wide = max_tokens > 0 and (len(current) + 1) * width > max_tokens
-        if current and (too_many or too_wide):
-            batches.append(current)
-            current = []
-        if not current and max_sentences is not None:  # i opens a batch: it is the longest
-            cap = max(min(batch_size, max_sentences(lengths[i])), 1)
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches

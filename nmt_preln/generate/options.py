@@ -14,37 +14,13 @@ per line).
 from __future__ import annotations
 
 import math
-import re
 
 from nmt_preln.config import GenerateConfig, OutputFormat
+from nmt_preln.data.segmenter import POST_PROCESS
 from nmt_preln.errors import UserError
-from nmt_preln.generate.search_rules import check_search_options
+from nmt_preln.search.search_rules import check_search_options
 
-# fairseq 0.12.2's post-process symbols; "subword_nmt", "@@ " and "@@" all remove "@@ ".
-POST_PROCESS = ("sentencepiece", "wordpiece", "letter", "silence", "_EOW", "subword_nmt", "@@ ",
-                "@@", "none")  # fmt: skip
 SEED_MAX = 2**64 - 1  # torch.Generator.manual_seed's range (negative seeds are refused)
-
-
-def post_process(sentence: str, symbol: str | None) -> str:
-    """Apply fairseq's ``--post-process SYMBOL`` to space-joined pieces (None: unchanged).
-
-    ``sentencepiece``: drop the spaces, then each U+2581 becomes a space, then strip.
-    ``subword_nmt`` / ``@@ `` / ``@@``: delete the ``@@ `` continuation marker.
-    ``wordpiece`` / ``letter`` / ``_EOW``: the same with ``_`` / ``|`` / ``_EOW`` as the word
-    boundary; ``silence``: drop ``<SIL>``; ``none``: unchanged.
-    """
-    if symbol is None or symbol == "none":
-        return sentence
-    boundary = {"sentencepiece": "\u2581", "wordpiece": "_", "letter": "|", "_EOW": "_EOW"}
-    if symbol in boundary:
-        return sentence.replace(" ", "").replace(boundary[symbol], " ").strip()
-    if symbol == "silence":
-        return re.sub(" +", " ", sentence.replace("<SIL>", "")).strip()
-    if symbol in ("subword_nmt", "@@ ", "@@"):
-        marker = "@@ " if symbol == "subword_nmt" else symbol
-        return (sentence + " ").replace(marker, "").rstrip()
-    raise ValueError(f"unknown post-process symbol {symbol!r}")  # validate() refuses it first
 
 
 def post_process_symbol(cfg: GenerateConfig) -> str | None:

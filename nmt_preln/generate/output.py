@@ -19,7 +19,7 @@ from typing import Protocol
 
 from torch import Tensor
 
-from nmt_preln.generate.beam_search import Hypothesis
+from nmt_preln.search.beam_search import Hypothesis
 
 LN2 = math.log(2.0)
 

@@ -19,18 +19,11 @@ from typing import Any, BinaryIO, TextIO
 
 from nmt_preln.config import GenerateConfig, OutputFormat
 from nmt_preln.data.dataset import LanguagePairDataset, load_manifest
+from nmt_preln.data.segmenter import Segmenter, post_process
 from nmt_preln.data.tokenizer import SentencePieceTokenizer
 from nmt_preln.errors import UserError
-from nmt_preln.generate.beam_search import Hypothesis
-from nmt_preln.generate.inputs import (
-    Segmenter,
-    SourceItem,
-    TargetSide,
-    Warn,
-    encode_lines,
-    read_line_chunks,
-)
-from nmt_preln.generate.options import load_align_dict, post_process, post_process_symbol, validate
+from nmt_preln.generate.inputs import TargetSide, Warn, encode_lines, read_line_chunks
+from nmt_preln.generate.options import load_align_dict, post_process_symbol, validate
 from nmt_preln.generate.output import (
     Translation,
     alignment_text,
@@ -38,7 +31,9 @@ from nmt_preln.generate.output import (
     hypothesis_pieces,
 )
 from nmt_preln.generate.scoring import CorpusScores, score_corpus
-from nmt_preln.generate.translator import (
+from nmt_preln.search.beam_search import Hypothesis
+from nmt_preln.search.source_items import SourceItem
+from nmt_preln.search.translator import (
     Ensemble,
     Translator,
     check_dictionaries,

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from nmt_preln.checkpoint import store as ckpt
 from nmt_preln.config import DataConfig, ModelConfig, TrainConfig
 from nmt_preln.data.dictionary import Dictionary
 from nmt_preln.errors import UserError
@@ -31,7 +32,6 @@ from nmt_preln.interop.fairseq_data import find_language_pair
 from nmt_preln.interop.fairseq_pickle import load_fairseq_state, model_args, task_args
 from nmt_preln.models.placement import placement_of
 from nmt_preln.models.transformer import build_model, sinusoidal_table
-from nmt_preln.train import checkpoint as ckpt
 
 # fairseq tensors with no counterpart that carry nothing a model needs: state-dict version
 # stamps, the sinusoidal module's dtype probe, and the copies of encoder-layer weights that

@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from nmt_preln.checkpoint.store import LAST
 from nmt_preln.config import CheckpointConfig, Optimizer, TrainConfig
 from nmt_preln.errors import UserError
 from nmt_preln.models.transformer import check_model_config
-from nmt_preln.train.checkpoint import LAST
 from nmt_preln.train.schedule import validate_schedule
 
 BEST_METRICS = ("loss", "nll", "ppl", "bleu")

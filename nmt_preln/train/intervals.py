@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from nmt_preln.train import checkpoint as ckpt
+from nmt_preln.checkpoint import store as ckpt
 from nmt_preln.train import distributed
 from nmt_preln.train.session import Session, save_checkpoints
 

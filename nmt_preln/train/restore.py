@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from nmt_preln.checkpoint import store as ckpt
 from nmt_preln.config import CheckpointConfig
 from nmt_preln.data.dictionary import symbol_difference
 from nmt_preln.errors import UserError
-from nmt_preln.train import checkpoint as ckpt
 from nmt_preln.train.metrics import truncate_log
 
 if TYPE_CHECKING:

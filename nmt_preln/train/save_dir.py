@@ -13,7 +13,7 @@
    used only for the message (and to say "no longer running" when a child process that
    inherited the descriptor still holds the lock).
 3. Temp files of interrupted atomic writes are deleted: ``.{name}.{random}.tmp`` from
-   :func:`nmt_preln.train.checkpoint.save_checkpoint` and ``train_log.jsonl.tmp`` from
+   :func:`nmt_preln.checkpoint.store.save_checkpoint` and ``train_log.jsonl.tmp`` from
    :func:`nmt_preln.train.metrics.truncate_log`, where ``name`` is one of our file names, and
    the probe files of step 1.
    Only after the lock is held: before, the temp file might be a live run's checkpoint.

@@ -23,12 +23,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from nmt_preln.checkpoint import store as ckpt
 from nmt_preln.config import Device, Precision, TrainConfig
 from nmt_preln.data.dataset import LanguagePairDataset, load_manifest
 from nmt_preln.errors import UserError
 from nmt_preln.models.placement import placement_of
 from nmt_preln.models.transformer import build_model
-from nmt_preln.train import checkpoint as ckpt
 from nmt_preln.train import distributed
 from nmt_preln.train.distributed import DistributedContext
 from nmt_preln.train.metrics import TrainMetrics

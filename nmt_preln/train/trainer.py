@@ -37,10 +37,11 @@ import numpy as np
 import torch
 
 from nmt_preln.config import TrainConfig
+from nmt_preln.data.collate import Batch, PairDataset
 from nmt_preln.errors import UserError
 from nmt_preln.train import distributed
 from nmt_preln.train.batch_plan import batch_by_size, shard
-from nmt_preln.train.batching import Batch, PairDataset, iterate_batches
+from nmt_preln.train.batching import iterate_batches
 from nmt_preln.train.config_checks import check_train_config
 from nmt_preln.train.intervals import after_update, is_log_update, limit_reached, stop_on_signals
 from nmt_preln.train.loss import label_smoothed_cross_entropy

@@ -16,10 +16,11 @@ import torch
 from torch import nn
 
 from nmt_preln.config import GenerateConfig, Precision, TrainConfig
+from nmt_preln.data.collate import PairDataset
 from nmt_preln.data.dataset import LanguagePairDataset
 from nmt_preln.train import distributed
 from nmt_preln.train.batch_plan import BatchPlan, batch_by_size
-from nmt_preln.train.batching import PairDataset, iterate_batches
+from nmt_preln.train.batching import iterate_batches
 from nmt_preln.train.distributed import DistributedContext
 from nmt_preln.train.loss import base2_per_token, label_smoothed_cross_entropy, perplexity
 
@@ -138,11 +139,11 @@ class Validator:
     def _translate(self, model: nn.Module) -> list[tuple[int, str, str, str]]:
         """(id, source, hypothesis, reference), detokenized, for this rank's sentences.
 
-        Decodes with nmt-generate's :class:`~nmt_preln.generate.translator.Translator`
+        Decodes with nmt-generate's :class:`~nmt_preln.search.translator.Translator`
         (the search of ``validate_bleu_beam``, ``_lenpen``, ``_max_len_a``, ``_max_len_b``).
         """
-        from nmt_preln.generate.inputs import SourceItem
-        from nmt_preln.generate.translator import Ensemble, Translator
+        from nmt_preln.search.source_items import SourceItem
+        from nmt_preln.search.translator import Ensemble, Translator
 
         cfg, data = self.cfg, self.data
         assert data.tgt is not None
@@ -181,8 +182,8 @@ class Validator:
 
     def _segmenter(self, lang: str) -> Any:
         """Pieces -> text for ``lang``: its SentencePiece model, else remove ``@@ `` marks."""
+        from nmt_preln.data.segmenter import Segmenter
         from nmt_preln.data.tokenizer import SentencePieceTokenizer
-        from nmt_preln.generate.inputs import Segmenter
 
         spm = self.spm_models.get(lang)
         tokenizer = SentencePieceTokenizer.from_bytes(spm, name=lang) if spm else None

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
+from nmt_preln.checkpoint.store import FORMAT_VERSION, LAST, config_to_plain, save_checkpoint
 from nmt_preln.config import ModelConfig
 from nmt_preln.data.dictionary import Dictionary
 from nmt_preln.models.transformer import build_model
-from nmt_preln.train.checkpoint import FORMAT_VERSION, LAST, config_to_plain, save_checkpoint
 
 # A 16-dim 1+1-layer Pre-LN model, one thread, logging every update (train_log.jsonl is the
 # record the kill tests compare), validating and saving often so kills land in both.

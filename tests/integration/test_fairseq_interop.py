@@ -21,11 +21,11 @@ from nmt_preln.cli.export import main as nmt_export
 from nmt_preln.cli.generate import main as nmt_generate
 from nmt_preln.cli.import_ import main as nmt_import
 
+from nmt_preln.checkpoint.store import load_model_from_checkpoint
 from nmt_preln.config import CheckpointConfig, DataConfig, Device, HardwareConfig, TrainConfig
 from nmt_preln.export.safetensors import load_safetensors
 from nmt_preln.interop.config import FairseqCheckpointImportConfig
 from nmt_preln.interop.fairseq_checkpoint import import_fairseq_checkpoint
-from nmt_preln.train.checkpoint import load_model_from_checkpoint
 from nmt_preln.train.trainer import train
 
 BIN = Path(sys.executable).parent

@@ -15,6 +15,7 @@ import pytest
 from helpers.corpus import mirrored, preprocess_dir, write_corpus
 from helpers.scripts import BIN, ENV, run_script
 
+from nmt_preln.checkpoint.store import load_checkpoint, load_model_from_checkpoint
 from nmt_preln.config import (
     CheckpointConfig,
     DataConfig,
@@ -24,7 +25,6 @@ from nmt_preln.config import (
     TrainConfig,
 )
 from nmt_preln.config import Device as DeviceName
-from nmt_preln.train.checkpoint import load_checkpoint, load_model_from_checkpoint
 from nmt_preln.train.trainer import train
 
 WORDS = ["haus", "katze", "hund", "baum", "rot", "blau", "gross", "klein", "der", "die", "das"]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from helpers.ranks import rank_envs
 
-from nmt_preln.train.checkpoint import LAST, load_checkpoint
+from nmt_preln.checkpoint.store import LAST, load_checkpoint
 from nmt_preln.train.save_dir import SaveDirLock
 
 from .harness import logged_updates, run_argv, start_training, wait_for

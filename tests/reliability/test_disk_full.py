@@ -18,7 +18,7 @@ import pytest
 import torch
 from nmt_preln.cli import train as train_cli
 
-from nmt_preln.train import checkpoint as ckpt
+from nmt_preln.checkpoint import store as ckpt
 
 from .harness import TINY_TRAIN, assert_clean_failure, read_log, run_main
 

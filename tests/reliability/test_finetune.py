@@ -17,8 +17,8 @@ import pytest
 import torch
 from nmt_preln.cli import train as train_cli
 
+from nmt_preln.checkpoint import store as ckpt
 from nmt_preln.compose import compose_train_config
-from nmt_preln.train import checkpoint as ckpt
 from nmt_preln.train.distributed import DistributedContext
 from nmt_preln.train.session import Session, build_session
 

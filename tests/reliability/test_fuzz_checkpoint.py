@@ -27,7 +27,7 @@ from nmt_preln.cli import export as export_cli
 from nmt_preln.cli import generate as generate_cli
 from nmt_preln.cli import train as train_cli
 
-from nmt_preln.train.checkpoint import LAST
+from nmt_preln.checkpoint.store import LAST
 
 from .harness import TINY_TRAIN, CliResult, assert_clean_failure, run_main
 

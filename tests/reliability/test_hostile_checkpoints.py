@@ -24,7 +24,7 @@ from helpers.corpus import preprocess_dir, write_pairs
 from nmt_preln.cli import generate as generate_cli
 from nmt_preln.cli import train as train_cli
 
-from nmt_preln.train import checkpoint as ckpt
+from nmt_preln.checkpoint import store as ckpt
 
 from .harness import TINY_TRAIN, assert_clean_failure, run_cli, run_main
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import torch
 
-from nmt_preln.train.checkpoint import load_checkpoint
+from nmt_preln.checkpoint.store import load_checkpoint
 
 from .harness import (
     ENV,

@@ -16,7 +16,7 @@ import pytest
 import torch
 from nmt_preln.cli import train as train_cli
 
-from nmt_preln.train import checkpoint as ckpt
+from nmt_preln.checkpoint import store as ckpt
 from nmt_preln.train import trainer
 from nmt_preln.train.optim import DynamicLossScaler, LossScaleError, clip_grad_norm
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from nmt_preln.cli import train as train_cli
 
-from nmt_preln.train import checkpoint as ckpt
+from nmt_preln.checkpoint import store as ckpt
 from nmt_preln.train import save_dir
 from nmt_preln.train.save_dir import LOCK_NAME, SaveDirLock, remove_stale_temp_files
 
@@ -137,7 +137,7 @@ def test_stale_temp_files_of_our_naming_are_removed_others_kept(
 
 KILLED_MID_SAVE = """
 import os, signal, sys, torch
-from nmt_preln.train import checkpoint as ckpt
+from nmt_preln.checkpoint import store as ckpt
 
 def half_then_killed(obj, f, *args, **kwargs):
     f.write(b"half a checkpoint")

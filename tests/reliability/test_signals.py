@@ -15,7 +15,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from nmt_preln.train.checkpoint import LAST, load_checkpoint
+from nmt_preln.checkpoint.store import LAST, load_checkpoint
 
 from .harness import (
     ENV,

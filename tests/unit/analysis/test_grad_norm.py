@@ -24,10 +24,10 @@ from nmt_preln.analysis.grad_norm import (
     write_rows,
 )
 from nmt_preln.config import ModelConfig, NormPosition
+from nmt_preln.data.collate import collate
 from nmt_preln.errors import UserError
 from nmt_preln.models.transformer import build_model
 from nmt_preln.tools_config import GradNormConfig
-from nmt_preln.train.batching import collate
 
 TINY = ModelConfig(
     name="tiny",

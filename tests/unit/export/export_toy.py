@@ -8,16 +8,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nmt_preln.config import ModelConfig, NormPosition
-from nmt_preln.data.dataset import LanguagePairDataset
-from nmt_preln.data.dictionary import Dictionary
-from nmt_preln.models.transformer import build_model
-from nmt_preln.train.batching import collate_indices
-from nmt_preln.train.checkpoint import (
+from nmt_preln.checkpoint.store import (
     FORMAT_VERSION,
     config_to_plain,
     save_checkpoint,
 )
+from nmt_preln.config import ModelConfig, NormPosition
+from nmt_preln.data.collate import collate_indices
+from nmt_preln.data.dataset import LanguagePairDataset
+from nmt_preln.data.dictionary import Dictionary
+from nmt_preln.models.transformer import build_model
 
 
 def _fit(model: torch.nn.Module, data_dir: Path, *, steps: int) -> None:

@@ -11,12 +11,12 @@ import torch
 from export_toy import make_checkpoint
 from nmt_preln.cli.export import main as export_main
 
+from nmt_preln.checkpoint.store import load_model_from_checkpoint
 from nmt_preln.config import GenerateConfig, NormPosition
 from nmt_preln.data.dataset import LanguagePairDataset
 from nmt_preln.export.ctranslate2 import export_ctranslate2
 from nmt_preln.export.safetensors import export_safetensors, load_safetensors
 from nmt_preln.generate.run import generate
-from nmt_preln.train.checkpoint import load_model_from_checkpoint
 
 ctranslate2 = pytest.importorskip("ctranslate2")
 MAX_LEN = 10  # generated tokens before the forced </s>; CTranslate2 counts them the same way
@@ -104,7 +104,7 @@ def test_cli_refuses_existing_output_with_one_line(
 
 
 def _forged(ckpt: Path, tmp_path: Path, **changes: object) -> Path:
-    from nmt_preln.train.checkpoint import save_checkpoint
+    from nmt_preln.checkpoint.store import save_checkpoint
 
     state = torch.load(ckpt, weights_only=True)
     state.update(changes)

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nmt_preln.config import GenerateConfig, ModelConfig
-from nmt_preln.generate.beam_search import Specials
 from nmt_preln.models.transformer import Transformer
+from nmt_preln.search.beam_search import Specials
 
 PAD, EOS, UNK = 1, 2, 3
 SPECIALS = Specials(pad=PAD, eos=EOS, unk=UNK)

@@ -17,10 +17,10 @@ from decoding_fakes import (
 )
 
 from nmt_preln.config import GenerateConfig
-from nmt_preln.generate.alignment import hard_alignment
-from nmt_preln.generate.beam_search import Hypothesis, beam_search
-from nmt_preln.generate.ensemble import EnsembleScorer
 from nmt_preln.models.transformer import Transformer
+from nmt_preln.search.alignment import hard_alignment
+from nmt_preln.search.beam_search import Hypothesis, beam_search
+from nmt_preln.search.ensemble import EnsembleScorer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

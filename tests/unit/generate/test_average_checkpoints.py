@@ -9,18 +9,18 @@ import pytest
 import torch
 from nmt_preln.cli.average import main
 
-from nmt_preln.config import ModelConfig
-from nmt_preln.data.dictionary import Dictionary
-from nmt_preln.errors import UserError
-from nmt_preln.generate.average import average, select_checkpoints
-from nmt_preln.models.transformer import build_model
-from nmt_preln.tools_config import AverageConfig
-from nmt_preln.train.checkpoint import (
+from nmt_preln.checkpoint.average import average, select_checkpoints
+from nmt_preln.checkpoint.store import (
     FORMAT_VERSION,
     config_to_plain,
     load_checkpoint,
     save_checkpoint,
 )
+from nmt_preln.config import ModelConfig
+from nmt_preln.data.dictionary import Dictionary
+from nmt_preln.errors import UserError
+from nmt_preln.models.transformer import build_model
+from nmt_preln.tools_config import AverageConfig
 
 SYMBOLS = ["<s>", "<pad>", "</s>", "<unk>", "a", "b"]
 ARCH = ModelConfig(encoder_layers=1, decoder_layers=1, d_model=8, ffn_dim=8, num_heads=2)

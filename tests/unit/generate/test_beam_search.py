@@ -22,8 +22,8 @@ from decoding_fakes import (
 )
 
 from nmt_preln.config import GenerateConfig
-from nmt_preln.generate.beam_search import Hypothesis, beam_search, greedy_search
-from nmt_preln.generate.ensemble import DecodingModel, EnsembleScorer
+from nmt_preln.search.beam_search import Hypothesis, beam_search, greedy_search
+from nmt_preln.search.ensemble import DecodingModel, EnsembleScorer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 A, B = 4, 5  # the two real words of the table models

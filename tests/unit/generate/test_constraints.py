@@ -21,10 +21,10 @@ from decoding_fakes import (
 
 from nmt_preln.config import GenerateConfig
 from nmt_preln.errors import UserError
-from nmt_preln.generate.beam_search import Hypothesis, beam_search
-from nmt_preln.generate.constraints import ConstraintTable
-from nmt_preln.generate.ensemble import DecodingModel, EnsembleScorer
-from nmt_preln.generate.search_rules import check_search_options
+from nmt_preln.search.beam_search import Hypothesis, beam_search
+from nmt_preln.search.constraints import ConstraintTable
+from nmt_preln.search.ensemble import DecodingModel, EnsembleScorer
+from nmt_preln.search.search_rules import check_search_options
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 MODES = pytest.mark.parametrize("mode", ["ordered", "unordered"])

@@ -15,10 +15,10 @@ from decoding_fakes import (
 
 from nmt_preln.config import GenerateConfig
 from nmt_preln.errors import UserError
-from nmt_preln.generate.beam_search import Hypothesis, beam_search
-from nmt_preln.generate.diverse_beam import diverse_candidates
-from nmt_preln.generate.ensemble import EnsembleScorer
-from nmt_preln.generate.search_rules import check_search_options
+from nmt_preln.search.beam_search import Hypothesis, beam_search
+from nmt_preln.search.diverse_beam import diverse_candidates
+from nmt_preln.search.ensemble import EnsembleScorer
+from nmt_preln.search.search_rules import check_search_options
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -35,8 +35,8 @@ def test_forced_scores_equal_the_search_scores_of_its_own_output(
     """Scoring greedy's output as a reference must give greedy's per-token log-probs."""
     greedy, _ = run_toy(spm_toy, beam=1, lenpen=0.0, input="-", stdin=b"der hund\nrot blau haus\n")
     # Rebuild a split whose references are greedy's hypotheses (pieces -> the same ids).
-    from nmt_preln.generate.inputs import SourceItem
-    from nmt_preln.generate.translator import Translator, load_ensemble
+    from nmt_preln.search.source_items import SourceItem
+    from nmt_preln.search.translator import Translator, load_ensemble
 
     ensemble = load_ensemble(str(spm_toy / "a.pt"), device=torch.device("cpu"))
     tgt: Dictionary = ensemble.tgt_dict

@@ -14,7 +14,7 @@ from nmt_preln.cli import generate as generate_cli
 from nmt_preln.config import GenerateConfig
 from nmt_preln.errors import UserError
 from nmt_preln.generate.run import OutputError, generate
-from nmt_preln.generate.search_memory import SearchFootprint, decoding_steps
+from nmt_preln.search.search_memory import SearchFootprint, decoding_steps
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,8 +9,9 @@ import pytest
 from nmt_preln.cli import generate as generate_cli
 
 from nmt_preln.config import GenerateConfig
+from nmt_preln.data.segmenter import post_process
 from nmt_preln.flags import build_parser, to_config
-from nmt_preln.generate.options import post_process, validate
+from nmt_preln.generate.options import validate
 
 MISSING = "/nonexistent/data-bin"
 

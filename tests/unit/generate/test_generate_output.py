@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from nmt_preln.data.dictionary import Dictionary
-from nmt_preln.generate.beam_search import Hypothesis
-from nmt_preln.generate.inputs import Segmenter, encode_lines, make_batches, read_line_chunks
+from nmt_preln.data.segmenter import Segmenter
+from nmt_preln.generate.inputs import encode_lines, read_line_chunks
 from nmt_preln.generate.output import Translation, format_translations
 from nmt_preln.generate.scoring import score_corpus
+from nmt_preln.search.beam_search import Hypothesis
+from nmt_preln.search.source_items import make_batches
 
 
 def pieces(h: Hypothesis) -> str:

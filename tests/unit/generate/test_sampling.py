@@ -15,9 +15,9 @@ from decoding_fakes import (
 )
 
 from nmt_preln.config import GenerateConfig
-from nmt_preln.generate.beam_search import Hypothesis, beam_search, greedy_search
-from nmt_preln.generate.ensemble import DecodingModel, EnsembleScorer
-from nmt_preln.generate.sampling import truncate_distribution
+from nmt_preln.search.beam_search import Hypothesis, beam_search, greedy_search
+from nmt_preln.search.ensemble import DecodingModel, EnsembleScorer
+from nmt_preln.search.sampling import truncate_distribution
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

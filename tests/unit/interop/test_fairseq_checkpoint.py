@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from nmt_preln.checkpoint.store import load_checkpoint, load_model_from_checkpoint
 from nmt_preln.errors import UserError
 from nmt_preln.interop.config import FairseqCheckpointImportConfig
 from nmt_preln.interop.fairseq_checkpoint import fairseq_name, import_fairseq_checkpoint
 from nmt_preln.models.transformer import sinusoidal_table
-from nmt_preln.train.checkpoint import load_checkpoint, load_model_from_checkpoint
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "fairseq"
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from nmt_preln.data.collate import Batch, collate
 from nmt_preln.errors import UserError
 from nmt_preln.train.batch_plan import BatchPlan, batch_by_size, shard
-from nmt_preln.train.batching import Batch, collate, iterate_batches
+from nmt_preln.train.batching import iterate_batches
 
 PAD, EOS = 1, 2
 

@@ -9,6 +9,20 @@ import numpy as np
 import pytest
 import torch
 
+from nmt_preln.checkpoint import store as ckpt
+from nmt_preln.checkpoint.store import (
+    FORMAT_VERSION,
+    CheckpointError,
+    capture_rng_state,
+    checkpoint_names,
+    config_to_plain,
+    copy_checkpoint,
+    load_checkpoint,
+    model_config_from_plain,
+    prune_checkpoints,
+    restore_rng_state,
+    save_checkpoint,
+)
 from nmt_preln.config import (
     Activation,
     CheckpointConfig,
@@ -22,20 +36,6 @@ from nmt_preln.config import (
     TrainConfig,
 )
 from nmt_preln.errors import UserError
-from nmt_preln.train import checkpoint as ckpt
-from nmt_preln.train.checkpoint import (
-    FORMAT_VERSION,
-    CheckpointError,
-    capture_rng_state,
-    checkpoint_names,
-    config_to_plain,
-    copy_checkpoint,
-    load_checkpoint,
-    model_config_from_plain,
-    prune_checkpoints,
-    restore_rng_state,
-    save_checkpoint,
-)
 from nmt_preln.train.optim import DynamicLossScaler, build_optimizer
 from nmt_preln.train.schedule import LRScheduler
 

@@ -22,9 +22,9 @@ from torch._dynamo.eval_frame import OptimizedModule
 from torch._dynamo.testing import CompileCounterWithBackend
 
 from nmt_preln.config import NormPosition, TrainConfig
+from nmt_preln.data.collate import Batch, collate_indices
 from nmt_preln.data.dataset import LanguagePairDataset
 from nmt_preln.train.batch_plan import batch_by_size
-from nmt_preln.train.batching import Batch, collate_indices
 from nmt_preln.train.distributed import DistributedContext
 from nmt_preln.train.session import Session, build_session
 from nmt_preln.train.trainer import PlannedUpdate, train_update

@@ -19,8 +19,8 @@ import torch
 from helpers.ranks import rank_envs
 from trainer_helpers import read_log, tiny_config
 
+from nmt_preln.checkpoint.store import LAST, load_checkpoint
 from nmt_preln.config import Optimizer
-from nmt_preln.train.checkpoint import LAST, load_checkpoint
 from nmt_preln.train.trainer import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")

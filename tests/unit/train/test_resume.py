@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from trainer_helpers import read_log
 
+from nmt_preln.checkpoint.store import LAST, load_checkpoint
 from nmt_preln.config import TrainConfig
 from nmt_preln.errors import UserError
-from nmt_preln.train.checkpoint import LAST, load_checkpoint
 from nmt_preln.train.trainer import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")

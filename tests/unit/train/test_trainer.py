@@ -16,14 +16,14 @@ import torch
 from torch import nn
 from trainer_helpers import read_log
 
+from nmt_preln.checkpoint.store import LAST, load_checkpoint, load_model_from_checkpoint
 from nmt_preln.config import Optimizer, Precision, TrainConfig
+from nmt_preln.data.collate import collate_indices
 from nmt_preln.data.dataset import LanguagePairDataset
 from nmt_preln.errors import UserError
 from nmt_preln.models.transformer import build_model
 from nmt_preln.train import trainer
 from nmt_preln.train.batch_plan import batch_by_size
-from nmt_preln.train.batching import collate_indices
-from nmt_preln.train.checkpoint import LAST, load_checkpoint, load_model_from_checkpoint
 from nmt_preln.train.distributed import DistributedContext
 from nmt_preln.train.loss import label_smoothed_cross_entropy
 from nmt_preln.train.metrics import TrainMetrics, UpdateStats, layer_grad_norms

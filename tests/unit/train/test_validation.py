@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from trainer_helpers import read_log
 
+from nmt_preln.checkpoint import store as ckpt
 from nmt_preln.config import LogFormat, TrainConfig
-from nmt_preln.generate import translator
-from nmt_preln.train import checkpoint as ckpt
+from nmt_preln.search import translator
 from nmt_preln.train.trainer import train
 
 MakeConfig = Callable[..., TrainConfig]

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from nmt_preln.train.checkpoint_schema import Fields, type_name
+from nmt_preln.checkpoint.schema import Fields, type_name
 
 # Optimizer hyperparameters that are numbers >= 0; the other keys of a param group are
 # torch's switches (amsgrad, fused, foreach, ...): bool or None.

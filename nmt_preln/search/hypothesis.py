@@ -20,7 +20,7 @@ class Hypothesis:
             step that predicted ``tokens[t]``; ``src_len`` is this sentence's length
             (``</s>`` included, no padding).
         alignment: only with ``need_alignment``: the source position of each token but the
-            final ``</s>`` (:func:`~nmt_preln.generate.alignment.hard_alignment`).
+            final ``</s>`` (:func:`~nmt_preln.search.alignment.hard_alignment`).
     """
 
     tokens: list[int]

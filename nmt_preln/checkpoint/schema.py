@@ -12,7 +12,7 @@ Problems are one line naming the file and the field::
 Cross-field checks use a model built on the ``meta`` device (shapes only, no memory): the
 weights must fit ``config.arch`` and the dictionaries, the optimizer moments their parameters.
 The training state (optimizer, schedule, scaler, RNG, position) is in
-:mod:`nmt_preln.train.checkpoint_training`.
+:mod:`nmt_preln.checkpoint.training_state`.
 """
 
 from __future__ import annotations
@@ -337,7 +337,7 @@ def validate_state(state: Any, *, source: str, kind: Kind) -> dict[str, Any]:
     Raises:
         CheckpointError: the first missing, mistyped or out-of-range field, by name.
     """
-    from nmt_preln.train.checkpoint_training import check_training_state
+    from nmt_preln.checkpoint.training_state import check_training_state
 
     c = Fields(source)
     for key in REQUIRED[kind]:

@@ -18,17 +18,17 @@ from typing import Any
 
 import torch
 
+from nmt_preln.checkpoint.store import load_model_from_checkpoint
 from nmt_preln.config import Device, GenerateConfig, Precision
+from nmt_preln.data.collate import collate
 from nmt_preln.data.dictionary import Dictionary, symbol_difference
 from nmt_preln.errors import UserError
-from nmt_preln.generate.beam_search import Hypothesis, beam_search
-from nmt_preln.generate.ensemble import EnsembleScorer
-from nmt_preln.generate.inputs import SourceItem, make_batches
-from nmt_preln.generate.search_memory import MIB, SearchFootprint, decoding_steps, search_budget
-from nmt_preln.generate.search_rules import Specials, max_lengths
 from nmt_preln.models.transformer import Transformer
-from nmt_preln.train.batching import collate
-from nmt_preln.train.checkpoint import load_model_from_checkpoint
+from nmt_preln.search.beam_search import Hypothesis, beam_search
+from nmt_preln.search.ensemble import EnsembleScorer
+from nmt_preln.search.search_memory import MIB, SearchFootprint, decoding_steps, search_budget
+from nmt_preln.search.search_rules import Specials, max_lengths
+from nmt_preln.search.source_items import SourceItem, make_batches
 
 
 @dataclass

@@ -26,18 +26,18 @@ import torch
 from torch import Tensor
 
 from nmt_preln.config import GenerateConfig
-from nmt_preln.generate.alignment import hard_alignment
-from nmt_preln.generate.constraints import (
+from nmt_preln.search.alignment import hard_alignment
+from nmt_preln.search.constraints import (
     ConstraintState,
     ConstraintTable,
     constrained_candidates,
 )
-from nmt_preln.generate.diverse_beam import diverse_candidates
-from nmt_preln.generate.ensemble import StepScorer
-from nmt_preln.generate.greedy import greedy_search
-from nmt_preln.generate.hypothesis import Hypothesis
-from nmt_preln.generate.sampling import sample_candidates
-from nmt_preln.generate.search_rules import (
+from nmt_preln.search.diverse_beam import diverse_candidates
+from nmt_preln.search.ensemble import StepScorer
+from nmt_preln.search.greedy import greedy_search
+from nmt_preln.search.hypothesis import Hypothesis
+from nmt_preln.search.sampling import sample_candidates
+from nmt_preln.search.search_rules import (
     NEG_INF,
     Specials,
     constrain_,
@@ -278,7 +278,7 @@ def beam_search(
         src_lengths: ``(batch,)`` source lengths, ``</s>`` included.
         cfg: beam, nbest, lenpen, max_len_a/b, min_len, unkpen, no_repeat_ngram_size,
             sampling (+ topk/topp), diverse_beam_groups/strength, constraints (the mode).
-            Call :func:`~nmt_preln.generate.search_rules.check_search_options` on it first.
+            Call :func:`~nmt_preln.search.search_rules.check_search_options` on it first.
         specials: pad, eos, unk of the target dictionary.
         max_len_limit: the most tokens the decoder may generate (its positions).
         generator: random generator for sampling.

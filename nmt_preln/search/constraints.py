@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from nmt_preln.generate.search_rules import CONSTRAINT_MODES, NEG_INF
+from nmt_preln.search.search_rules import CONSTRAINT_MODES, NEG_INF
 
 
 @dataclass

@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 import torch
 
-from nmt_preln.config import CheckpointConfig
-from nmt_preln.train.checkpoint_schema import (
+from nmt_preln.checkpoint.schema import (
     CheckpointError,
     Kind,
     model_config_from_plain,
     state_mismatch,
     validate_state,
 )
+from nmt_preln.config import CheckpointConfig
 
 if TYPE_CHECKING:
     from nmt_preln.models.transformer import Transformer

@@ -9,9 +9,9 @@ import torch
 from torch import Tensor
 
 from nmt_preln.config import GenerateConfig
-from nmt_preln.generate.ensemble import StepScorer
-from nmt_preln.generate.hypothesis import Hypothesis
-from nmt_preln.generate.search_rules import Specials, constrain_, max_lengths
+from nmt_preln.search.ensemble import StepScorer
+from nmt_preln.search.hypothesis import Hypothesis
+from nmt_preln.search.search_rules import Specials, constrain_, max_lengths
 
 
 def greedy_search(

@@ -5,7 +5,7 @@ For checkpoints ``c_1..c_N`` every floating-point weight becomes ``w = (1/N) * s
 summed in float64 and cast back to the weight's dtype. Everything else (optimizer, scheduler,
 iterator position, config, dictionaries) is the newest checkpoint's (most updates), so the
 result loads, resumes and decodes like any checkpoint. Written atomically with
-:func:`nmt_preln.train.checkpoint.save_checkpoint`.
+:func:`nmt_preln.checkpoint.store.save_checkpoint`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
+from nmt_preln.checkpoint.store import WEIGHT_NEUTRAL_ARCH, load_checkpoint, save_checkpoint
 from nmt_preln.data.dictionary import symbol_difference
 from nmt_preln.errors import UserError
 from nmt_preln.tools_config import AverageConfig
-from nmt_preln.train.checkpoint import WEIGHT_NEUTRAL_ARCH, load_checkpoint, save_checkpoint
 
 _EPOCH = re.compile(r"checkpoint(\d+)\.pt")  # fairseq's names: checkpoint3.pt
 _UPDATE = re.compile(r"checkpoint_\d+_(\d+)\.pt")  # checkpoint_3_12000.pt

@@ -1,6 +1,6 @@
 """Next-token log-probabilities for the search: one model or an ensemble, cached or not.
 
-The search in :mod:`nmt_preln.generate.beam_search` only sees a :class:`StepScorer`: feed it the
+The search in :mod:`nmt_preln.search.beam_search` only sees a :class:`StepScorer`: feed it the
 last token of every row, get ``(rows, vocab)`` float32 log-probabilities back, and tell it which
 rows survive (``reorder``); ``step_with_attention`` also returns the attention that
 ``--print-alignment`` needs. :class:`EnsembleScorer` implements that over the decoding

@@ -3,7 +3,7 @@
 :func:`constrain_` applies fairseq's per-step rules (no pad, ``--unkpen``, ``--min-len``,
 ``--no-repeat-ngram-size``, the length limit); :func:`force_prefix_` applies ``--prefix-size``;
 :func:`check_search_options` refuses the option combinations that fairseq rejects or would
-silently ignore. Shared by :mod:`nmt_preln.generate.beam_search` and its strategies.
+silently ignore. Shared by :mod:`nmt_preln.search.beam_search` and its strategies.
 """
 
 from __future__ import annotations

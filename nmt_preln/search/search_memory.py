@@ -69,7 +69,7 @@ class SearchFootprint:
 def decoding_steps(src_len: int, cfg: GenerateConfig, *, limit: int) -> int:
     """Decoder steps of a sentence: ``min(a * src_len + b, limit)`` tokens, then ``</s>``.
 
-    The same rule as :func:`nmt_preln.generate.beam_search.max_lengths`, on one integer.
+    The same rule as :func:`nmt_preln.search.beam_search.max_lengths`, on one integer.
     """
     tokens = math.floor(cfg.max_len_a * src_len + cfg.max_len_b)
     return min(max(tokens, cfg.min_len, 1), limit) + 1
