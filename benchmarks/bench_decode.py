@@ -27,11 +27,11 @@ from nmt_preln.config import (
     CheckpointConfig,
     DataConfig,
     Device,
-    GenerateConfig,
     HardwareConfig,
     ModelConfig,
     PreprocessConfig,
     ScheduleName,
+    SearchConfig,
     TrainConfig,
 )
 from nmt_preln.data.dataset import LanguagePairDataset
@@ -136,17 +136,12 @@ def main() -> None:
     print("| batch size | KV cache | seconds | sentences/s | target tokens/s | speed-up |")
     print("|---:|---|---:|---:|---:|---:|")
     for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-        cfg = GenerateConfig(
-            data=str(data),
-            path=str(checkpoint),
-            beam=args.beam,
-            batch_size=batch_size,
-            max_len_a=1.2,
-            max_len_b=10,
-        )
+        search = SearchConfig(beam=args.beam, max_len_a=1.2, max_len_b=10)
         runs = {}
         for use_cache in (True, False):
-            translator = Translator(ensemble, cfg=cfg, device=device, use_cache=use_cache)
+            translator = Translator(
+                ensemble, search=search, device=device, batch_size=batch_size, use_cache=use_cache
+            )
             runs[use_cache] = measure(translator, items)
         if runs[True][2] != runs[False][2]:
             print(f"WARNING: batch {batch_size}: cached and uncached hypotheses differ")

@@ -59,10 +59,10 @@ from nmt_preln.config import (
     CheckpointConfig,
     DataConfig,
     Device,
-    GenerateConfig,
     HardwareConfig,
     ModelConfig,
     Precision,
+    SearchConfig,
     TrainConfig,
 )
 
@@ -268,9 +268,10 @@ def section_decode(args: argparse.Namespace) -> list[Row]:
             if time.perf_counter() > deadline:
                 rows.append({"engine": "nmt-preln", "error": "skipped: --decode-budget-s"})
                 continue
-            cfg = GenerateConfig(data=data_dir, path=path, beam=4, batch_size=batch_size,
-                                 max_len_b=200, precision=precision)  # fmt: skip
-            translator = Translator(ensemble, cfg=cfg, device=device)
+            translator = Translator(
+                ensemble, search=SearchConfig(beam=4, max_len_b=200), device=device,
+                batch_size=batch_size, precision=precision,
+            )  # fmt: skip
             translator.translate(items[:batch_size])  # warm-up: kernels, allocator
             _sync(device)
             t = time.perf_counter()

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from nmt_preln.config import GenerateConfig
+from nmt_preln.config import SearchConfig
 from nmt_preln.data.dataset import LanguagePairDataset
 from nmt_preln.export.ctranslate2 import export_ctranslate2
 from nmt_preln.search.source_items import SourceItem
@@ -37,11 +37,10 @@ from nmt_preln.search.translator import Translator, load_ensemble
 
 def _ours(args: argparse.Namespace, items: list[SourceItem]) -> Any:
     ensemble = load_ensemble(args.path, device=torch.device("cpu"))
-    cfg = GenerateConfig(
-        data=args.data, path=args.path, beam=args.beam, batch_size=args.batch_size,
-        max_len_a=0.0, max_len_b=args.max_len,
-    )  # fmt: skip
-    translator = Translator(ensemble, cfg=cfg, device=torch.device("cpu"))
+    search = SearchConfig(beam=args.beam, max_len_a=0.0, max_len_b=args.max_len)
+    translator = Translator(
+        ensemble, search=search, device=torch.device("cpu"), batch_size=args.batch_size
+    )
     eos = ensemble.tgt_dict.eos
 
     def run() -> list[list[str]]:

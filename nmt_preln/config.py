@@ -275,6 +275,52 @@ class OutputFormat(StrEnum):
 
 
 @dataclass
+class SearchConfig:
+    """What beam search, greedy search and sampling take (``nmt-generate``'s search flags).
+
+    Validation BLEU fills one from ``validate_bleu_*``; nothing else of the command is needed.
+    """
+
+    beam: int = field(default=5, metadata=cli_help("beam size; 1 is greedy"))
+    nbest: int = field(default=1, metadata=cli_help("hypotheses to print per sentence"))
+    lenpen: float = field(default=1.0, metadata=cli_help("length penalty: score / length^lenpen"))
+    max_len_a: float = field(default=0.0, metadata=cli_help("max length = a * src_len + b"))
+    max_len_b: int = field(default=200, metadata=cli_help("max length = a * src_len + b"))
+    min_len: int = field(default=1, metadata=cli_help("minimum target length"))
+    unkpen: float = field(default=0.0, metadata=cli_help("penalty subtracted from <unk> scores"))
+    no_repeat_ngram_size: int = field(default=0, metadata=cli_help("block repeated n-grams, 0 off"))
+    sampling: bool = field(default=False, metadata=cli_help("sample instead of beam search"))
+    sampling_topk: int = field(default=-1, metadata=cli_help("sample from the k best, -1 off"))
+    sampling_topp: float = field(default=-1.0, metadata=cli_help("nucleus sampling mass, -1 off"))
+    # Divides the logits in beam search too, as fairseq's --temperature does.
+    temperature: float = field(default=1.0, metadata=cli_help("softmax temperature (logits / T)"))
+    seed: int = field(default=1, metadata=cli_help("random seed (sampling), 0 to 2**64-1"))
+    prefix_size: int = field(
+        default=0, metadata=cli_help("force the first N reference tokens as the target prefix")
+    )
+    constraints: str | None = field(
+        default=None,
+        metadata=cli_help(
+            "lexically constrained decoding (ordered or unordered); constraints follow the "
+            "source line, tab-separated",
+            const="ordered",
+        ),
+    )
+    diverse_beam_groups: int = field(
+        default=-1, metadata=cli_help("diverse beam search: number of groups, -1 off")
+    )
+    diverse_beam_strength: float = field(
+        default=0.5, metadata=cli_help("diverse beam search: penalty for tokens of earlier groups")
+    )
+    # Bounds beam x batch x length x vocabulary before decoding: batches are shrunk to fit and
+    # a sentence that alone does not fit is refused, instead of the allocator failing.
+    max_search_memory_mb: int = field(
+        default=0,
+        metadata=cli_help("memory for the search's tensors in MiB; 0: 3/4 of the free memory"),
+    )
+
+
+@dataclass
 class GenerateConfig:
     """``nmt-generate``; flag names follow fairseq-generate and fairseq-interactive."""
 
@@ -292,22 +338,11 @@ class GenerateConfig:
     input: str | None = field(default=None, metadata=cli_help("raw text file, or - for stdin"))
     source_lang: str | None = field(default=None, metadata=cli_help("default: from the data dir"))
     target_lang: str | None = field(default=None, metadata=cli_help("default: from the data dir"))
-    beam: int = field(default=5, metadata=cli_help("beam size; 1 is greedy"))
-    nbest: int = field(default=1, metadata=cli_help("hypotheses to print per sentence"))
-    lenpen: float = field(default=1.0, metadata=cli_help("length penalty: score / length^lenpen"))
-    max_len_a: float = field(default=0.0, metadata=cli_help("max length = a * src_len + b"))
-    max_len_b: int = field(default=200, metadata=cli_help("max length = a * src_len + b"))
-    min_len: int = field(default=1, metadata=cli_help("minimum target length"))
-    unkpen: float = field(default=0.0, metadata=cli_help("penalty subtracted from <unk> scores"))
-    no_repeat_ngram_size: int = field(default=0, metadata=cli_help("block repeated n-grams, 0 off"))
+    # beam, lenpen, sampling, ... (flags of their own: --beam, --lenpen ...)
+    search: SearchConfig = field(default_factory=SearchConfig)
     batch_size: int = field(default=128, metadata=cli_help("maximum sentences per batch"))
     max_tokens: int = field(default=0, metadata=cli_help("maximum source tokens per batch, 0 off"))
     buffer_size: int = field(default=256, metadata=cli_help("stdin lines translated per chunk"))
-    sampling: bool = field(default=False, metadata=cli_help("sample instead of beam search"))
-    sampling_topk: int = field(default=-1, metadata=cli_help("sample from the k best, -1 off"))
-    sampling_topp: float = field(default=-1.0, metadata=cli_help("nucleus sampling mass, -1 off"))
-    # Divides the logits in beam search too, as fairseq's --temperature does.
-    temperature: float = field(default=1.0, metadata=cli_help("softmax temperature (logits / T)"))
     output_format: OutputFormat = field(
         default=OutputFormat.fairseq, metadata=cli_help("fairseq lines or plain translations")
     )
@@ -320,14 +355,10 @@ class GenerateConfig:
     )
     device: Device = field(default=Device.auto, metadata=cli_help("auto, cpu or cuda"))
     precision: Precision = field(default=Precision.fp32, metadata=cli_help("fp32, bf16 or fp16"))
-    seed: int = field(default=1, metadata=cli_help("random seed (sampling), 0 to 2**64-1"))
     # fairseq-generate's options for scoring, forcing and inspecting translations. A field whose
     # metadata has "const" takes an optional value (argparse nargs="?"), as fairseq's flag does.
     score_reference: bool = field(
         default=False, metadata=cli_help("score the reference translations instead of decoding")
-    )
-    prefix_size: int = field(
-        default=0, metadata=cli_help("force the first N reference tokens as the target prefix")
     )
     # fairseq 0.12's --print-alignment [hard|soft]; "hard" without a value.
     print_alignment: str | None = field(
@@ -346,20 +377,6 @@ class GenerateConfig:
             const="",
         ),
     )
-    constraints: str | None = field(
-        default=None,
-        metadata=cli_help(
-            "lexically constrained decoding (ordered or unordered); constraints follow the "
-            "source line, tab-separated",
-            const="ordered",
-        ),
-    )
-    diverse_beam_groups: int = field(
-        default=-1, metadata=cli_help("diverse beam search: number of groups, -1 off")
-    )
-    diverse_beam_strength: float = field(
-        default=0.5, metadata=cli_help("diverse beam search: penalty for tokens of earlier groups")
-    )
     post_process: str | None = field(
         default=None,
         metadata=cli_help(
@@ -367,12 +384,6 @@ class GenerateConfig:
             "@@, wordpiece, letter, silence, _EOW or none",
             const="subword_nmt",
         ),
-    )
-    # Bounds beam x batch x length x vocabulary before decoding: batches are shrunk to fit and
-    # a sentence that alone does not fit is refused, instead of the allocator failing.
-    max_search_memory_mb: int = field(
-        default=0,
-        metadata=cli_help("memory for the search's tensors in MiB; 0: 3/4 of the free memory"),
     )
 
 

@@ -185,8 +185,9 @@ def _train_table() -> list[str]:
 def _command_table(cls: type, *, fairseq: frozenset[str], tool: str) -> list[str]:
     lines = [f"| nmt flag | {tool} | default | what it does |", "|---|---|---|---|"]
     for s in settings(cls):
-        flag = s.key.upper() if s.key == "data" else "--" + s.key.replace("_", "-")
-        same = "same" if s.key in fairseq else FAIRSEQ_SPELLING.get(s.key, "—")
+        name = s.key.rsplit(".", 1)[-1]  # a nested group's field is a flag of its own name
+        flag = name.upper() if name == "data" else "--" + name.replace("_", "-")
+        same = "same" if name in fairseq else FAIRSEQ_SPELLING.get(name, "—")
         default = _cell(s.default_text(), code=True)
         lines.append(f"| `{flag}` | {same} | `{default}` | {_cell(s.help)} |")
     return lines

@@ -7,7 +7,8 @@ takes one or more values (``--inputs a.pt b.pt``). A field whose metadata has ``
 an optional value, as fairseq's ``--constraints [ordered|unordered]`` does: the flag alone
 means ``const``, the flag with a value that value (argparse ``nargs="?"``). A field whose
 default is ``MISSING`` is required; a field named in ``positional`` is taken as a positional
-argument.
+argument. A field typed as a dataclass (``GenerateConfig.search: SearchConfig``) contributes its
+own fields as flags of their own name (``--beam``), listed as an argument group.
 """
 
 from __future__ import annotations
@@ -48,9 +49,25 @@ def build_parser(
         A parser whose namespace :func:`to_config` turns into a ``config_cls``.
     """
     parser = argparse.ArgumentParser(prog=prog, description=description)
+    _add_flags(parser, config_cls, positional=positional)
+    return parser
+
+
+def _add_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    config_cls: type[Any],
+    *,
+    positional: tuple[str, ...],
+) -> None:
+    """Add one flag per leaf field of ``config_cls``; nested dataclasses become groups."""
     hints = typing.get_type_hints(config_cls)
     for f in dataclasses.fields(config_cls):
         kind, _ = _base_type(hints[f.name])
+        if dataclasses.is_dataclass(kind) and isinstance(kind, type):
+            doc = (kind.__doc__ or "").strip().splitlines()[0]
+            group = parser.add_argument_group(f.name, doc)
+            _add_flags(group, kind, positional=())
+            continue
         help_text = f.metadata.get("help", "")
         required = f.default is MISSING
         default = None if required else f.default
@@ -107,16 +124,18 @@ def build_parser(
                 # A help text that states its own default ("default: test") keeps it alone.
                 help=help_text if "default:" in help_text else f"{help_text} (default: {default})",
             )
-    return parser
 
 
 def to_config(config_cls: type[T], namespace: argparse.Namespace) -> T:
-    """Convert a parsed namespace back into the typed dataclass (enums restored)."""
+    """Convert a parsed namespace back into the typed dataclass (enums restored, groups nested)."""
     hints = typing.get_type_hints(config_cls)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(config_cls):  # type: ignore[arg-type]
-        value = getattr(namespace, f.name)
         kind, _ = _base_type(hints[f.name])
+        if dataclasses.is_dataclass(kind) and isinstance(kind, type):
+            values[f.name] = to_config(kind, namespace)
+            continue
+        value = getattr(namespace, f.name)
         if value is not None and isinstance(kind, type) and issubclass(kind, Enum):
             value = kind(value)
         values[f.name] = value

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 
 from nmt_preln.analysis.curves import LOG_NAME, read_validation_curve, write_curves_csv
 from nmt_preln.compose import compose_train_config, group_options
-from nmt_preln.config import GenerateConfig, TrainConfig
+from nmt_preln.config import GenerateConfig, SearchConfig, TrainConfig
 from nmt_preln.errors import UserError
 from nmt_preln.tools_config import SweepConfig
 
@@ -159,8 +159,9 @@ def _decode(result: RunResult, cfg: TrainConfig, sweep: SweepConfig) -> None:
     start = time.perf_counter()
     for subset in (s.strip() for s in sweep.gen_subsets.split(",") if s.strip()):
         gen = GenerateConfig(
-            data=cfg.data.path, path=path, gen_subset=subset, beam=sweep.beam,
-            lenpen=sweep.lenpen, quiet=True, results_path=cfg.checkpoint.save_dir,
+            data=cfg.data.path, path=path, gen_subset=subset,
+            search=SearchConfig(beam=sweep.beam, lenpen=sweep.lenpen), quiet=True,
+            results_path=cfg.checkpoint.save_dir,
             device=cfg.hardware.device, remove_bpe="@@ " if presegmented else None,
         )  # fmt: skip
         with open(os.path.join(cfg.checkpoint.save_dir, f"generate-{subset}.log"), "w") as err:

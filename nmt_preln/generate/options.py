@@ -55,34 +55,40 @@ def load_align_dict(path: str) -> dict[str, str]:
 
 
 def _range_checks(cfg: GenerateConfig) -> list[tuple[bool, str]]:
+    search = cfg.search
     return [
-        (cfg.beam >= 1, f"--beam must be >= 1, got {cfg.beam}"),
-        (1 <= cfg.nbest <= cfg.beam, f"--nbest must be in [1, --beam={cfg.beam}], got {cfg.nbest}"),
+        (search.beam >= 1, f"--beam must be >= 1, got {search.beam}"),
+        (
+            1 <= search.nbest <= search.beam,
+            f"--nbest must be in [1, --beam={search.beam}], got {search.nbest}",
+        ),
         (cfg.batch_size >= 1, f"--batch-size must be >= 1, got {cfg.batch_size}"),
         (cfg.max_tokens >= 0, f"--max-tokens must be >= 0, got {cfg.max_tokens}"),
         (cfg.buffer_size >= 1, f"--buffer-size must be >= 1, got {cfg.buffer_size}"),
-        (cfg.min_len >= 0, f"--min-len must be >= 0, got {cfg.min_len}"),
-        (cfg.max_len_a >= 0 and cfg.max_len_b >= 0, "--max-len-a/--max-len-b must be >= 0"),
-        (cfg.temperature > 0, f"--temperature must be > 0, got {cfg.temperature}"),
-        (cfg.sampling_topp <= 1.0, f"--sampling-topp must be <= 1, got {cfg.sampling_topp}"),
-        (cfg.no_repeat_ngram_size >= 0, "--no-repeat-ngram-size must be >= 0"),
-        (0 <= cfg.seed <= SEED_MAX, f"--seed must be in [0, 2**64-1], got {cfg.seed}"),
-        (cfg.prefix_size >= 0, f"--prefix-size must be >= 0, got {cfg.prefix_size}"),
+        (search.min_len >= 0, f"--min-len must be >= 0, got {search.min_len}"),
+        (search.max_len_a >= 0 and search.max_len_b >= 0, "--max-len-a/--max-len-b must be >= 0"),
+        (search.temperature > 0, f"--temperature must be > 0, got {search.temperature}"),
+        (search.sampling_topp <= 1.0, f"--sampling-topp must be <= 1, got {search.sampling_topp}"),
+        (search.no_repeat_ngram_size >= 0, "--no-repeat-ngram-size must be >= 0"),
+        (0 <= search.seed <= SEED_MAX, f"--seed must be in [0, 2**64-1], got {search.seed}"),
+        (search.prefix_size >= 0, f"--prefix-size must be >= 0, got {search.prefix_size}"),
         (
-            cfg.diverse_beam_groups == -1 or cfg.diverse_beam_groups >= 1,
-            f"--diverse-beam-groups must be -1 (off) or >= 1, got {cfg.diverse_beam_groups}",
+            search.diverse_beam_groups == -1 or search.diverse_beam_groups >= 1,
+            f"--diverse-beam-groups must be -1 (off) or >= 1, got {search.diverse_beam_groups}",
         ),
-        (cfg.max_search_memory_mb >= 0, "--max-search-memory-mb must be >= 0 (0: automatic)"),
+        (search.max_search_memory_mb >= 0, "--max-search-memory-mb must be >= 0 (0: automatic)"),
     ]
 
 
 def _choice_checks(cfg: GenerateConfig) -> list[tuple[bool, str]]:
+    search = cfg.search
+
     def one_of(flag: str, value: str | None, choices: tuple[str, ...]) -> tuple[bool, str]:
         names = ", ".join(repr(c) for c in choices)
         return value is None or value in choices, f"--{flag} must be one of {names}, got {value!r}"
 
     checks = [
-        one_of("constraints", cfg.constraints, ("ordered", "unordered")),
+        one_of("constraints", search.constraints, ("ordered", "unordered")),
         one_of("print-alignment", cfg.print_alignment, ("hard", "soft")),
         one_of("post-process", cfg.post_process, POST_PROCESS),
         one_of("remove-bpe", cfg.remove_bpe, POST_PROCESS),
@@ -100,32 +106,34 @@ def _choice_checks(cfg: GenerateConfig) -> list[tuple[bool, str]]:
 
 
 def _combination_checks(cfg: GenerateConfig) -> list[tuple[bool, str]]:
+    search = cfg.search
     raw = cfg.input is not None
-    groups = cfg.diverse_beam_groups if cfg.diverse_beam_groups > 0 else 0
+    groups = search.diverse_beam_groups if search.diverse_beam_groups > 0 else 0
     return [
         (not (raw and cfg.gen_subset is not None), "--gen-subset selects a binarized split; "
          "it cannot be combined with --input (which translates raw text)"),
         (not (raw and cfg.score_reference), "--score-reference needs the references of a "
          "binarized split (--gen-subset); raw --input has none"),
-        (not (raw and cfg.prefix_size), "--prefix-size takes the prefix from the references of a "
-         "binarized split; raw --input has none (fairseq-interactive ignores it)"),
-        (not (cfg.constraints and not raw), "--constraints reads them from the tab-separated "
+        (not (raw and search.prefix_size), "--prefix-size takes the prefix from the references of "
+         "a binarized split; raw --input has none (fairseq-interactive ignores it)"),
+        (not (search.constraints and not raw), "--constraints reads them from the tab-separated "
          "columns of --input lines (fairseq-interactive's format); a binarized split has none"),
-        (not (cfg.score_reference and (cfg.sampling or cfg.constraints or groups or
-              cfg.prefix_size)), "--score-reference does no search: it cannot be combined with "
+        (not (cfg.score_reference and (search.sampling or search.constraints or groups or
+              search.prefix_size)), "--score-reference does no search: it cannot be combined with "
          "--sampling, --constraints, --diverse-beam-groups or --prefix-size"),
-        (not (cfg.score_reference and cfg.nbest > 1), "--score-reference gives one hypothesis "
+        (not (cfg.score_reference and search.nbest > 1), "--score-reference gives one hypothesis "
          "(the reference); --nbest must be 1"),
-        (not (cfg.constraints and (cfg.sampling or groups)), "--constraints needs plain beam "
+        (not (search.constraints and (search.sampling or groups)), "--constraints needs plain beam "
          "search: not with --sampling or --diverse-beam-groups"),
-        (not (groups and cfg.sampling), "--diverse-beam-groups and --sampling exclude each other"),
+        (not (groups and search.sampling),
+         "--diverse-beam-groups and --sampling exclude each other"),
         (not (cfg.print_alignment and cfg.output_format == OutputFormat.plain), "--print-alignment "
          "writes A- lines, which --output-format plain does not have"),
-        (not groups or cfg.beam % groups == 0, f"--beam {cfg.beam} must be a multiple of "
+        (not groups or search.beam % groups == 0, f"--beam {search.beam} must be a multiple of "
          f"--diverse-beam-groups {groups}"),
-        (groups > 0 or cfg.diverse_beam_strength == 0.5, "--diverse-beam-strength needs "
+        (groups > 0 or search.diverse_beam_strength == 0.5, "--diverse-beam-strength needs "
          "--diverse-beam-groups"),
-        (cfg.sampling or (cfg.sampling_topk <= 0 and cfg.sampling_topp <= 0),
+        (search.sampling or (search.sampling_topk <= 0 and search.sampling_topp <= 0),
          "--sampling-topk/--sampling-topp need --sampling"),
     ]  # fmt: skip
 
@@ -142,9 +150,9 @@ def validate(cfg: GenerateConfig) -> None:
     floats = ("lenpen", "unkpen", "temperature", "max_len_a", "sampling_topp",
               "diverse_beam_strength")  # fmt: skip
     for flag in floats:
-        if not math.isfinite(getattr(cfg, flag)):  # NaN passes every comparison above
+        if not math.isfinite(getattr(cfg.search, flag)):  # NaN passes every comparison above
             raise UserError(f"--{flag.replace('_', '-')} must be a finite number")
     for ok, message in _combination_checks(cfg):
         if not ok:
             raise UserError(message)
-    check_search_options(cfg)  # the search's own rules (a no-op after the checks above)
+    check_search_options(cfg.search)  # the search's own rules (a no-op after the checks above)

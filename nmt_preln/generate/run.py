@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, TextIO
 
+import torch
+
 from nmt_preln.config import GenerateConfig, OutputFormat
 from nmt_preln.data.dataset import LanguagePairDataset, load_manifest
 from nmt_preln.data.segmenter import Segmenter, post_process
@@ -162,7 +164,7 @@ def _split_items(session: _Session, *, subset: str, warn: Warn) -> Iterator[list
     dataset = LanguagePairDataset(
         cfg.data, subset, source_lang=session.source_lang, target_lang=session.target_lang
     )
-    if dataset.tgt is None and (cfg.score_reference or cfg.prefix_size):
+    if dataset.tgt is None and (cfg.score_reference or cfg.search.prefix_size):
         flag = "--score-reference" if cfg.score_reference else "--prefix-size"
         raise UserError(f"{flag}: the {subset} split of {cfg.data} has no target side")
     items = []
@@ -184,7 +186,7 @@ def _raw_items(
 ) -> Iterator[list[SourceItem]]:
     first_id = 0
     target = None
-    if session.cfg.constraints:
+    if session.cfg.search.constraints:
         target = TargetSide(segmenter=session.tgt_seg, dictionary=session.ensemble.tgt_dict)
     for lines in read_line_chunks(stream, chunk_size=session.cfg.buffer_size, name=name, warn=warn):
         yield encode_lines(
@@ -268,7 +270,7 @@ def generate(
     langs = _languages(cfg, manifest, ensemble)
     check_dictionaries(ensemble, data_dir=cfg.data, source_lang=langs[0], target_lang=langs[1])
     session = _Session(cfg, ensemble=ensemble, manifest=manifest, langs=langs)
-    translator = Translator(ensemble, cfg=cfg, device=device, warn=warn)
+    translator = make_translator(cfg, ensemble, device=device, warn=warn)
     subset, chunks = _chunks(session, stdin=stdin, warn=warn)
     totals = _Totals()
     start = time.perf_counter()
@@ -292,6 +294,29 @@ def generate(
         flush=True,
     )
     return scores
+
+
+def make_translator(
+    cfg: GenerateConfig,
+    ensemble: Ensemble,
+    *,
+    device: torch.device,
+    use_cache: bool = True,
+    warn: Warn | None = None,
+) -> Translator:
+    """The translator of ``nmt-generate``'s settings: ``cfg.search`` and the batching options."""
+    return Translator(
+        ensemble,
+        search=cfg.search,
+        device=device,
+        batch_size=cfg.batch_size,
+        max_tokens=cfg.max_tokens,
+        precision=cfg.precision,
+        score_reference=cfg.score_reference,
+        need_alignment=cfg.print_alignment is not None or cfg.replace_unk is not None,
+        use_cache=use_cache,
+        warn=warn,
+    )
 
 
 def _chunks(
@@ -362,5 +387,5 @@ def _score(session: _Session, totals: _Totals, *, subset: str) -> CorpusScores |
         hypothesis_pieces=totals.hyp_pieces,
         reference_pieces=totals.ref_pieces,
         subset=subset,
-        beam=session.cfg.beam,
+        beam=session.cfg.search.beam,
     )

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from nmt_preln.config import GenerateConfig
+from nmt_preln.config import SearchConfig
 from nmt_preln.search.alignment import hard_alignment
 from nmt_preln.search.constraints import (
     ConstraintState,
@@ -106,7 +106,7 @@ def _apply_rules(
     beams: _Beams,
     *,
     step: int,
-    cfg: GenerateConfig,
+    cfg: SearchConfig,
     specials: Specials,
     prefix_tokens: Tensor | None,
 ) -> None:
@@ -138,7 +138,7 @@ def _candidates(
     beams: _Beams,
     *,
     step: int,
-    cfg: GenerateConfig,
+    cfg: SearchConfig,
     specials: Specials,
     generator: torch.Generator | None,
     table: ConstraintTable | None,
@@ -186,7 +186,7 @@ def _finalize(
     k: int,
     step: int,
     fin_count: Tensor,
-    cfg: GenerateConfig,
+    cfg: SearchConfig,
     eos: int,
     step_attention: Tensor | None,
 ) -> _Finished | None:
@@ -262,7 +262,7 @@ def beam_search(
     scorer: StepScorer,
     *,
     src_lengths: Tensor,
-    cfg: GenerateConfig,
+    cfg: SearchConfig,
     specials: Specials,
     max_len_limit: int,
     generator: torch.Generator | None = None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from nmt_preln.config import GenerateConfig
+from nmt_preln.config import SearchConfig
 from nmt_preln.search.ensemble import StepScorer
 from nmt_preln.search.hypothesis import Hypothesis
 from nmt_preln.search.search_rules import Specials, constrain_, max_lengths
@@ -18,7 +18,7 @@ def greedy_search(
     scorer: StepScorer,
     *,
     src_lengths: Tensor,
-    cfg: GenerateConfig,
+    cfg: SearchConfig,
     specials: Specials,
     max_len_limit: int,
 ) -> list[Hypothesis]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nmt_preln.config import GenerateConfig
+from nmt_preln.config import SearchConfig
 
 MIB = 2**20
 FREE_FRACTION = 0.75  # the rest is left to the allocator's slack, the encoder and the FFN
@@ -66,7 +66,7 @@ class SearchFootprint:
         return cache + logprobs + hypotheses
 
 
-def decoding_steps(src_len: int, cfg: GenerateConfig, *, limit: int) -> int:
+def decoding_steps(src_len: int, cfg: SearchConfig, *, limit: int) -> int:
     """Decoder steps of a sentence: ``min(a * src_len + b, limit)`` tokens, then ``</s>``.
 
     The same rule as :func:`nmt_preln.search.beam_search.max_lengths`, on one integer.
@@ -109,7 +109,7 @@ def free_memory(device: torch.device) -> int:
     return available
 
 
-def search_budget(cfg: GenerateConfig, device: torch.device) -> int:
+def search_budget(cfg: SearchConfig, device: torch.device) -> int:
     """The byte budget of the search: ``--max-search-memory-mb``, or 3/4 of the free memory.
 
     0 means unknown (no limit is applied).

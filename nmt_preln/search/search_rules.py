@@ -15,7 +15,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from nmt_preln.config import GenerateConfig
+from nmt_preln.config import SearchConfig
 from nmt_preln.errors import UserError
 
 NEG_INF = -math.inf
@@ -41,7 +41,7 @@ class Specials:
         return cls(pad=dictionary.pad, eos=dictionary.eos, unk=dictionary.unk)
 
 
-def check_search_options(cfg: GenerateConfig) -> None:
+def check_search_options(cfg: SearchConfig) -> None:
     """Refuse the search settings that cannot work together (nmt-generate calls it first).
 
     As in fairseq, ``--sampling`` and ``--diverse-beam-groups`` are mutually exclusive and the
@@ -75,7 +75,7 @@ def check_search_options(cfg: GenerateConfig) -> None:
         raise UserError(f"{' and '.join(chosen)} cannot be combined (one search strategy)")
 
 
-def max_lengths(src_lengths: Tensor, cfg: GenerateConfig, *, limit: int) -> Tensor:
+def max_lengths(src_lengths: Tensor, cfg: SearchConfig, *, limit: int) -> Tensor:
     """Per-sentence limit on generated tokens (``</s>`` excluded): ``min(a * src_len + b, limit)``.
 
     Unlike fairseq, ``src_len`` is each sentence's own length (``</s>`` included), not the padded
@@ -112,7 +112,7 @@ def constrain_(
     step: int,
     prefix: Tensor,
     max_lens: Tensor,
-    cfg: GenerateConfig,
+    cfg: SearchConfig,
     specials: Specials,
 ) -> None:
     """Apply pad/unk/min-len/n-gram/max-len rules to ``lprobs (rows, vocab)`` in place.

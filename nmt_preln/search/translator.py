@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from nmt_preln.checkpoint.store import load_model_from_checkpoint
-from nmt_preln.config import Device, GenerateConfig, Precision
+from nmt_preln.config import Device, Precision, SearchConfig
 from nmt_preln.data.collate import collate
 from nmt_preln.data.dictionary import Dictionary, symbol_difference
 from nmt_preln.errors import UserError
@@ -99,12 +99,20 @@ def check_dictionaries(
 
 
 class Translator:
-    """Decode lists of source sentences with the search settings of ``cfg``.
+    """Decode lists of source sentences with the search settings of ``search``.
+
+    ``nmt-generate`` and validation BLEU both decode through this class, so that they agree.
 
     Args:
         ensemble: the loaded models (all on ``device``).
-        cfg: beam/sampling/length settings, batch_size/max_tokens, precision, seed.
+        search: beam/sampling/length settings and the seed.
         device: where the models live.
+        batch_size: most sentences per batch.
+        max_tokens: most padded source tokens per batch, 0 off.
+        precision: bf16/fp16 autocast on CUDA (CPU always decodes in fp32).
+        score_reference: score each item's reference instead of searching.
+        need_alignment: keep each hypothesis' cross-attention (A- lines, ``<unk>``
+            replacement).
         use_cache: incremental decoding with the KV cache (False recomputes the decoder
             on the whole prefix each step: only for benchmarks and checks).
         warn: where the one warning about shrunk batches goes (None: not reported).
@@ -118,43 +126,52 @@ class Translator:
         self,
         ensemble: Ensemble,
         *,
-        cfg: GenerateConfig,
+        search: SearchConfig,
         device: torch.device,
+        batch_size: int = 128,
+        max_tokens: int = 0,
+        precision: Precision = Precision.fp32,
+        score_reference: bool = False,
+        need_alignment: bool = False,
         use_cache: bool = True,
         warn: Callable[[str], None] | None = None,
     ) -> None:
         self.ensemble = ensemble
-        self.cfg = cfg
+        self.search = search
         self.device = device
+        self.batch_size = batch_size
+        self.max_tokens = max_tokens
+        self.score_reference = score_reference
+        self.need_alignment = need_alignment
         self.use_cache = use_cache
         self.warn = warn
         self.specials = Specials.of(ensemble.tgt_dict)
-        self.generator = torch.Generator(device=device).manual_seed(cfg.seed)
+        self.generator = torch.Generator(device=device).manual_seed(search.seed)
         # Autocast only on CUDA: on CPU, bf16 matmuls are slower and fp16 barely supported.
-        half = {Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}.get(cfg.precision)
+        half = {Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}.get(precision)
         self.autocast_dtype = half if device.type == "cuda" else None
         self.limit = ensemble.max_positions - 1  # the decoder's input also holds the first </s>
         self.footprint = SearchFootprint(
-            rows=1 if cfg.score_reference else cfg.beam,
+            rows=1 if score_reference else search.beam,
             vocab=len(ensemble.tgt_dict),
             layers=[m.cfg.decoder_layers for m in ensemble.models],
             d_model=[m.cfg.d_model for m in ensemble.models],
             cache_bytes=2 if self.autocast_dtype is not None else 4,
         )
-        self.budget = search_budget(cfg, device)
+        self.budget = search_budget(search, device)
         self._shrunk = False
         self._sentence_bytes(2, what="the shortest sentence")  # refuse a hopeless beam up front
 
     def _sentence_bytes(self, src_len: int, *, what: str) -> int:
         """The footprint of one sentence; UserError when it alone exceeds the budget."""
-        steps = decoding_steps(src_len, self.cfg, limit=self.limit)
-        if self.cfg.score_reference:  # forced decoding: (steps, vocab) log-probs at once
+        steps = decoding_steps(src_len, self.search, limit=self.limit)
+        if self.score_reference:  # forced decoding: (steps, vocab) log-probs at once
             need = self.footprint.sentence_bytes(src_len=src_len, steps=steps) * steps
         else:
             need = self.footprint.sentence_bytes(src_len=src_len, steps=steps)
         if self.budget and need > self.budget:
             raise UserError(
-                f"--beam {self.cfg.beam}: decoding {what} ({src_len} tokens with </s>, up to "
+                f"--beam {self.search.beam}: decoding {what} ({src_len} tokens with </s>, up to "
                 f"{steps} steps, vocabulary {self.footprint.vocab}) needs about "
                 f"{math.ceil(need / MIB)} "
                 f"MiB, more than the {self.budget // MIB} MiB budget (--max-search-memory-mb; "
@@ -165,12 +182,12 @@ class Translator:
     def _batch_cap(self, width: int, item_id: int) -> int:
         """Most sentences of ``width`` tokens that one batch may decode within the budget."""
         if not self.budget:
-            return self.cfg.batch_size
+            return self.batch_size
         cap = self.budget // self._sentence_bytes(width, what=f"sentence {item_id}")
-        if cap < self.cfg.batch_size and not self._shrunk and self.warn is not None:
+        if cap < self.batch_size and not self._shrunk and self.warn is not None:
             self._shrunk = True
             self.warn(
-                f"--batch-size {self.cfg.batch_size} x --beam {self.cfg.beam} does not fit into "
+                f"--batch-size {self.batch_size} x --beam {self.search.beam} does not fit into "
                 f"the {self.budget // MIB} MiB search budget (--max-search-memory-mb): batches "
                 f"of {width}-token sentences shrunk to {max(cap, 1)}"
             )
@@ -179,7 +196,7 @@ class Translator:
     def translate(self, items: Sequence[SourceItem]) -> list[list[Hypothesis]]:
         """Hypotheses of every item, in the order of ``items`` (empty items get none).
 
-        Under ``cfg.score_reference`` each item's reference is scored instead (one hypothesis).
+        Under ``score_reference`` each item's reference is scored instead (one hypothesis).
         """
         results: list[list[Hypothesis]] = [[] for _ in items]
         todo = [i for i, item in enumerate(items) if len(item.src)]
@@ -187,12 +204,12 @@ class Translator:
         longest = {length: items[i].id for i, length in zip(todo, lengths, strict=True)}
         for batch in make_batches(
             lengths,
-            batch_size=self.cfg.batch_size,
-            max_tokens=self.cfg.max_tokens,
+            batch_size=self.batch_size,
+            max_tokens=self.max_tokens,
             max_sentences=lambda width: self._batch_cap(width, longest[width]),
         ):
             chosen = [items[todo[b]] for b in batch]
-            if self.cfg.score_reference:
+            if self.score_reference:
                 hyps = [[h] for h in self._score_references(chosen)]
             else:
                 hyps = self._decode(chosen)
@@ -246,7 +263,7 @@ class Translator:
     def _prefix_tokens(self, items: list[SourceItem]) -> torch.Tensor | None:
         """``--prefix-size N``: the first N reference tokens, pad-filled (fairseq's
         ``target[:, :N]``); a reference shorter than N brings its ``</s>``."""
-        n = self.cfg.prefix_size
+        n = self.search.prefix_size
         if not n:
             return None
         pad = self.ensemble.tgt_dict.pad
@@ -258,11 +275,6 @@ class Translator:
             prefix[row, : len(ref)] = ref
         return prefix.to(self.device)  # (B, N)
 
-    @property
-    def need_alignment(self) -> bool:
-        """Whether the hypotheses need their attention (A- lines, ``<unk>`` replacement)."""
-        return self.cfg.print_alignment is not None or self.cfg.replace_unk is not None
-
     def _decode(self, items: list[SourceItem]) -> list[list[Hypothesis]]:
         sources = [item.src for item in items]
         pad, eos = self.ensemble.src_dict.pad, self.ensemble.src_dict.eos
@@ -271,23 +283,25 @@ class Translator:
         src_lengths = batch.src_lengths.to(self.device)  # (B,)
         limit = self.limit
         # Size the KV cache for this batch's longest possible output, not for max_positions.
-        steps = int(max_lengths(src_lengths, self.cfg, limit=limit).max()) + 1
+        steps = int(max_lengths(src_lengths, self.search, limit=limit).max()) + 1
         with torch.inference_mode(), self._autocast():
             scorer = EnsembleScorer(
                 self.ensemble.models,
                 src_tokens,
                 max_len=steps,
-                temperature=self.cfg.temperature,
+                temperature=self.search.temperature,
                 use_cache=self.use_cache,
             )
             return beam_search(
                 scorer,
                 src_lengths=src_lengths,
-                cfg=self.cfg,
+                cfg=self.search,
                 specials=self.specials,
                 max_len_limit=limit,
                 generator=self.generator,
                 prefix_tokens=self._prefix_tokens(items),
-                constraints=[item.constraints for item in items] if self.cfg.constraints else None,
+                constraints=[item.constraints for item in items]
+                if self.search.constraints
+                else None,
                 need_alignment=self.need_alignment,
             )

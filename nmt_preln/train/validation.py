@@ -15,7 +15,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from nmt_preln.config import GenerateConfig, Precision, TrainConfig
+from nmt_preln.config import GenerateConfig, Precision, SearchConfig, TrainConfig
 from nmt_preln.data.collate import PairDataset
 from nmt_preln.data.dataset import LanguagePairDataset
 from nmt_preln.train import distributed
@@ -147,16 +147,11 @@ class Validator:
 
         cfg, data = self.cfg, self.data
         assert data.tgt is not None
-        gen = GenerateConfig(
-            data=cfg.data.path,
-            path="",
+        search = SearchConfig(
             beam=cfg.validate_bleu_beam,
             lenpen=cfg.validate_bleu_lenpen,
             max_len_a=cfg.validate_bleu_max_len_a,
             max_len_b=cfg.validate_bleu_max_len_b,
-            max_tokens=cfg.data.max_tokens,
-            batch_size=cfg.data.batch_size or GenerateConfig.batch_size,
-            precision=cfg.hardware.precision,
         )
         ensemble = Ensemble(
             models=[cast(Any, model)],
@@ -167,8 +162,17 @@ class Validator:
         )
         ids = [int(i) for batch in self.batches for i in batch]
         items = [SourceItem(id=i, src=data.src[i]) for i in ids]
-        with autocast(cfg.hardware.precision, self.device):
-            hyps = Translator(ensemble, cfg=gen, device=self.device).translate(items)
+        # No autocast of our own: the translator applies nmt-generate's precision policy
+        # (autocast on CUDA only), so validation BLEU is what nmt-generate would score.
+        translator = Translator(
+            ensemble,
+            search=search,
+            device=self.device,
+            batch_size=cfg.data.batch_size or GenerateConfig.batch_size,
+            max_tokens=cfg.data.max_tokens,
+            precision=cfg.hardware.precision,
+        )
+        hyps = translator.translate(items)
         src_text, tgt_text = self._segmenter(data.source_lang), self._segmenter(data.target_lang)
         return [
             (

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
-from nmt_preln.config import GenerateConfig
+from nmt_preln.config import GenerateConfig, SearchConfig
 from nmt_preln.generate.run import generate
 
 
@@ -18,7 +19,15 @@ def toy_config(toy: Path, **overrides: object) -> GenerateConfig:
         "max_len_b": 8,
     }
     values.update(overrides)
-    return GenerateConfig(**values)  # type: ignore[arg-type]
+    return generate_config(**values)
+
+
+def generate_config(**values: object) -> GenerateConfig:
+    """A GenerateConfig from flat flag-like keywords: search settings go to ``search``."""
+    names = {f.name for f in dataclasses.fields(SearchConfig)}
+    search = SearchConfig(**{k: v for k, v in values.items() if k in names})  # type: ignore[arg-type]
+    rest = {k: v for k, v in values.items() if k not in names}
+    return GenerateConfig(search=search, **rest)  # type: ignore[arg-type]
 
 
 def run_generate(cfg: GenerateConfig, stdin: bytes = b"") -> tuple[str, str]:

@@ -18,6 +18,7 @@ from nmt_preln.config import (
     NormPosition,
     PreprocessConfig,
     ScheduleName,
+    SearchConfig,
     TrainConfig,
 )
 from nmt_preln.errors import UserError
@@ -140,7 +141,7 @@ def test_flags_follow_fairseq_spelling_and_round_trip() -> None:
         description="",
         positional=("data",),
     )
-    assert (cfg.data, cfg.path, cfg.beam, cfg.lenpen) == ("dir", "m.pt", 4, 1.2)
+    assert (cfg.data, cfg.path, cfg.search.beam, cfg.search.lenpen) == ("dir", "m.pt", 4, 1.2)
     assert cfg.output_format.value == "plain"
 
 
@@ -201,7 +202,7 @@ def test_help_text_comes_from_the_dataclasses() -> None:
     from nmt_preln.config_tree import field_help, settings
 
     assert field_help(OptimConfig, "lr").startswith("peak learning rate")
-    assert field_help(GenerateConfig, "beam") == "beam size; 1 is greedy"  # metadata
+    assert field_help(SearchConfig, "beam") == "beam size; 1 is greedy"  # metadata
     assert {s.key for s in settings(TrainConfig)} >= {"arch.d_model", "optim.lr", "seed"}
 
 

@@ -12,7 +12,7 @@ from export_toy import make_checkpoint
 from nmt_preln.cli.export import main as export_main
 
 from nmt_preln.checkpoint.store import load_model_from_checkpoint
-from nmt_preln.config import GenerateConfig, NormPosition
+from nmt_preln.config import GenerateConfig, NormPosition, SearchConfig
 from nmt_preln.data.dataset import LanguagePairDataset
 from nmt_preln.export.ctranslate2 import export_ctranslate2
 from nmt_preln.export.safetensors import export_safetensors, load_safetensors
@@ -25,7 +25,9 @@ MAX_LEN = 10  # generated tokens before the forced </s>; CTranslate2 counts them
 def _nmt_generate_greedy(data_dir: Path, ckpt: Path) -> dict[int, list[str]]:
     """H- pieces of ``nmt-generate --beam 1`` on the test split, by sentence id."""
     out = io.StringIO()
-    cfg = GenerateConfig(data=str(data_dir), path=str(ckpt), beam=1, max_len_b=MAX_LEN)
+    cfg = GenerateConfig(
+        data=str(data_dir), path=str(ckpt), search=SearchConfig(beam=1, max_len_b=MAX_LEN)
+    )
     generate(cfg, stdout=out, stderr=io.StringIO())
     hyps = [line.split("\t") for line in out.getvalue().splitlines() if line.startswith("H-")]
     return {int(h[0][2:]): h[2].split() for h in hyps}

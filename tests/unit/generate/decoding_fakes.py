@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nmt_preln.config import GenerateConfig, ModelConfig
+from nmt_preln.config import ModelConfig, SearchConfig
 from nmt_preln.models.transformer import Transformer
 from nmt_preln.search.beam_search import Specials
 
@@ -18,11 +18,11 @@ PAD, EOS, UNK = 1, 2, 3
 SPECIALS = Specials(pad=PAD, eos=EOS, unk=UNK)
 
 
-def gen_cfg(**overrides: object) -> GenerateConfig:
-    """A GenerateConfig for tests: small limits, the given overrides."""
-    values: dict[str, object] = {"data": "unused", "path": "unused", "max_len_b": 10}
+def gen_cfg(**overrides: object) -> SearchConfig:
+    """The search settings for tests: small limits, the given overrides."""
+    values: dict[str, object] = {"max_len_b": 10}
     values.update(overrides)
-    return GenerateConfig(**values)  # type: ignore[arg-type]
+    return SearchConfig(**values)  # type: ignore[arg-type]
 
 
 @dataclass

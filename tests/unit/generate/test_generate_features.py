@@ -10,7 +10,7 @@ import sentencepiece as spm
 import torch
 from helpers.generation import by_kind, run_toy
 
-from nmt_preln.config import GenerateConfig
+from nmt_preln.config import SearchConfig
 from nmt_preln.data.dictionary import Dictionary
 from nmt_preln.generate.output import replace_unk
 
@@ -46,8 +46,11 @@ def test_forced_scores_equal_the_search_scores_of_its_own_output(
         src = ensemble.src_dict.encode(s.split())
         ref = tgt.encode(h[2].split())
         items.append(SourceItem(id=i, src=torch.tensor(src).numpy(), ref=torch.tensor(ref).numpy()))
-    cfg = GenerateConfig(data="unused", path="unused", score_reference=True, max_len_b=8)
-    forced = Translator(ensemble, cfg=cfg, device=torch.device("cpu")).translate(items)
+    search = SearchConfig(max_len_b=8)
+    translator = Translator(
+        ensemble, search=search, device=torch.device("cpu"), score_reference=True
+    )
+    forced = translator.translate(items)
     for hyps, p in zip(forced, by_kind(greedy, "P"), strict=True):
         expected = [float(x) for x in p[1].split()]
         assert [s / math.log(2) for s in hyps[0].positional_scores] == pytest.approx(

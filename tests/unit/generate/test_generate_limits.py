@@ -11,7 +11,7 @@ import pytest
 from helpers.generation import run_generate, toy_config
 from nmt_preln.cli import generate as generate_cli
 
-from nmt_preln.config import GenerateConfig
+from nmt_preln.config import SearchConfig
 from nmt_preln.errors import UserError
 from nmt_preln.generate.run import OutputError, generate
 from nmt_preln.search.search_memory import SearchFootprint, decoding_steps
@@ -58,7 +58,7 @@ def test_footprint_grows_with_beam_length_and_vocabulary() -> None:
     assert ensemble.sentence_bytes(src_len=20, steps=30) > 1.9 * one
     # The KV cache alone: 2 buffers x (keys, values) x layers x rows x steps x d_model x 4 bytes.
     assert one >= 4 * 6 * 4 * 30 * 512 * 4
-    cfg = GenerateConfig(data="d", path="p", max_len_a=1.5, max_len_b=3)
+    cfg = SearchConfig(max_len_a=1.5, max_len_b=3)
     assert decoding_steps(10, cfg, limit=100) == 19 and decoding_steps(10, cfg, limit=7) == 8
 
 

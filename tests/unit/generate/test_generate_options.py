@@ -38,18 +38,22 @@ def one_error_line(*argv: str) -> str:
 
 def test_optional_value_flags_take_fairseq_constants() -> None:
     cfg = parse("--constraints", "--replace-unk", "--post-process", "--print-alignment")
-    assert (cfg.constraints, cfg.replace_unk, cfg.post_process, cfg.print_alignment) == (
+    assert (cfg.search.constraints, cfg.replace_unk, cfg.post_process, cfg.print_alignment) == (
         "ordered",
         "",
         "subword_nmt",
         "hard",
     )
     cfg = parse("--constraints", "unordered", "--replace-unk", "dict.txt", "--remove-bpe")
-    assert (cfg.constraints, cfg.replace_unk, cfg.remove_bpe) == ("unordered", "dict.txt", "@@ ")
+    assert (cfg.search.constraints, cfg.replace_unk, cfg.remove_bpe) == (
+        "unordered",
+        "dict.txt",
+        "@@ ",
+    )
     cfg = parse("--post-process", "sentencepiece", "--print-alignment", "soft")
     assert (cfg.post_process, cfg.print_alignment) == ("sentencepiece", "soft")
     default = parse()
-    assert default.constraints is default.replace_unk is default.post_process is None
+    assert default.search.constraints is default.replace_unk is default.post_process is None
     assert default.gen_subset is None and default.print_alignment is None
 
 

@@ -12,7 +12,7 @@ from helpers.checkpoints import random_checkpoint
 from helpers.corpus import make_spm_data, preprocess_dir, write_corpus
 from helpers.generation import by_kind, run_toy
 
-from nmt_preln.config import GenerateConfig, OutputFormat, Segmentation
+from nmt_preln.config import GenerateConfig, OutputFormat, SearchConfig, Segmentation
 from nmt_preln.errors import UserError
 from nmt_preln.generate.run import generate
 
@@ -97,8 +97,7 @@ def test_stdin_is_streamed_chunk_by_chunk(spm_toy: Path) -> None:
         input="-",
         buffer_size=2,
         output_format=OutputFormat.plain,
-        beam=2,
-        max_len_b=5,
+        search=SearchConfig(beam=2, max_len_b=5),
     )
     generate(
         cfg, stdin=Lines(b"haus\nder hund\nrot\nblau\nkatze\n"), stdout=out, stderr=io.StringIO()

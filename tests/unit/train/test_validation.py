@@ -38,9 +38,9 @@ def test_bleu_decodes_with_its_own_search_through_the_translator(
     seen: list[Any] = []
     real = translator.Translator.__init__
 
-    def spy(self: Any, *args: Any, cfg: Any, **kwargs: Any) -> None:
-        seen.append(cfg)
-        real(self, *args, cfg=cfg, **kwargs)
+    def spy(self: Any, *args: Any, search: Any, **kwargs: Any) -> None:
+        seen.append(search)
+        real(self, *args, search=search, **kwargs)
 
     monkeypatch.setattr(translator.Translator, "__init__", spy)
     cfg = make_config(
