@@ -187,6 +187,9 @@ class TrainConfig:
     update_freq: int = 1  # gradient accumulation: batches per optimizer update
     max_epoch: int = 0  # 0 means no limit
     max_update: int = 0  # 0 means no limit
+    # Stop (validating and saving first) after this much training time of this process,
+    # validation and saving excluded (fairseq's --stop-time-hours counts them); 0: no limit.
+    stop_time_hours: float = 0.0
     patience: int = -1  # stop after this many validations without improvement; -1 never
     validate_interval: int = 1  # epochs
     validate_interval_updates: int = 0  # 0 disables mid-epoch validation

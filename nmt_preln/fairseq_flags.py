@@ -188,6 +188,11 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--update-freq", "update_freq", note="one value (no per-epoch list)"),
     Flag("--max-epoch", "max_epoch"),
     Flag("--max-update", "max_update"),
+    Flag(
+        "--stop-time-hours",
+        "stop_time_hours",
+        note="training time only: validation and saving do not count",
+    ),
     Flag("--seed", "seed"),
     Flag("--patience", "patience"),
     Flag("--validate-interval", "validate_interval"),

@@ -72,6 +72,7 @@ def _range_problems(cfg: TrainConfig) -> list[tuple[bool, str]]:
         (not 0 <= cfg.seed <= MAX_SEED, f"seed={cfg.seed} must be in [0, {MAX_SEED}]"),
         (cfg.update_freq < 1, f"update_freq={cfg.update_freq} must be >= 1"),
         (cfg.max_epoch < 0 or cfg.max_update < 0, "max_epoch and max_update must be >= 0"),
+        (cfg.stop_time_hours < 0, f"stop_time_hours={cfg.stop_time_hours} must be >= 0 (0: off)"),
         (cfg.validate_interval < 1, f"validate_interval={cfg.validate_interval} must be >= 1"),
         (cfg.validate_interval_updates < 0, "validate_interval_updates must be >= 0 (0: off)"),
         (cfg.log_interval < 0, f"log_interval={cfg.log_interval} must be >= 0 (0: off)"),

@@ -3,7 +3,7 @@
 After every update attempt :func:`after_update` decides, in this order (fairseq's
 ``validate_and_save``):
 
-* ``max_update`` / ``max_epoch`` reached: validate and save, then stop;
+* ``max_update`` / ``max_epoch`` / ``stop_time_hours`` reached: validate and save, then stop;
 * validation at the end of every ``validate_interval``-th epoch, every
   ``validate_interval_updates`` updates, and at every mid-epoch save
   (``checkpoint.save_interval_updates``), so that ``checkpoint_best.pt`` tracks those too;
@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -54,12 +55,17 @@ def stop_on_signals() -> Iterator[list[int]]:
 
 
 def limit_reached(s: Session) -> str | None:
-    """``"max_update"`` or ``"max_epoch"`` when training must stop there, else None."""
+    """``"max_update"``, ``"max_epoch"`` or ``"stop_time_hours"`` when training must stop
+    there, else None."""
     cfg, p = s.cfg, s.progress
     if cfg.max_update > 0 and p.num_updates >= cfg.max_update:
         return "max_update"
     if cfg.max_epoch > 0 and p.epoch > cfg.max_epoch:
         return "max_epoch"
+    if cfg.stop_time_hours > 0:
+        over = s.metrics.train_seconds() >= cfg.stop_time_hours * 3600
+        if distributed.any_rank(over, s.ctx):  # each rank has its own clock: stop together
+            return "stop_time_hours"
     return None
 
 
@@ -77,7 +83,8 @@ def after_update(s: Session, *, stepped: bool, end_of_epoch: bool) -> str | None
     """Log, validate, save and decide whether to stop, after every update attempt.
 
     Returns:
-        Why training must stop (``max_update``, ``max_epoch``, ``patience``), or None.
+        Why training must stop (``max_update``, ``max_epoch``, ``stop_time_hours``,
+        ``patience``), or None.
 
     Raises:
         SystemExit: 143 or 130 after saving, when a rank received SIGTERM or SIGINT.
@@ -124,8 +131,10 @@ def validate_now(s: Session) -> bool:
     """Validate, log, and update the best metric; True when it improved."""
     p, metric = s.progress, s.cfg.checkpoint.best_metric
     s.metrics.flush()  # the train line of the partial interval comes before the valid line
+    start = time.perf_counter()
     with s.metrics.paused():
         stats = s.validator.run(s.model)
+    seconds = time.perf_counter() - start
     value = stats[metric]
     higher_is_better = metric == "bleu"
     improved = p.best_metric is None or (
@@ -138,7 +147,10 @@ def validate_now(s: Session) -> bool:
     s.last_valid = stats
     assert p.best_metric is not None
     s.metrics.validation(
-        epoch=p.epoch, update=p.num_updates, stats={**stats, f"best_{metric}": p.best_metric}
+        epoch=p.epoch,
+        update=p.num_updates,
+        stats={**stats, f"best_{metric}": p.best_metric},
+        seconds=seconds,
     )
     for sample in s.validator.samples:
         s.metrics.sample(**sample)

@@ -155,6 +155,8 @@ class TrainMetrics:
         self.interval_start = time.perf_counter()
         self.paused_seconds = 0.0
         self.run_start = time.perf_counter()
+        # Training time: from the first update on, minus every pause (validation, saving).
+        self.train_start, self.paused_total = self.run_start, 0.0
         self.writer: Any = None
         self.console = Console(stream, log_format=log_format, progress_bar=progress_bar)
         if ctx.is_main:
@@ -168,6 +170,12 @@ class TrainMetrics:
     def restart_clock(self) -> None:
         """Start timing tokens per second now (at the first update, not at start-up)."""
         self.interval_start, self.paused_seconds = time.perf_counter(), 0.0
+        self.train_start, self.paused_total = self.interval_start, 0.0
+
+    def train_seconds(self, now: float | None = None) -> float:
+        """Seconds spent training since :meth:`restart_clock`, pauses excluded."""
+        now = time.perf_counter() if now is None else now
+        return now - self.train_start - self.paused_total
 
     def add(
         self, stats: UpdateStats, *, layer_norms: dict[str, torch.Tensor] | None = None
@@ -190,12 +198,14 @@ class TrainMetrics:
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
-        """Exclude the enclosed time (validation, saving) from tokens per second."""
+        """Exclude the enclosed time (validation, saving) from tokens/s and training time."""
         start = time.perf_counter()
         try:
             yield
         finally:
-            self.paused_seconds += time.perf_counter() - start
+            seconds = time.perf_counter() - start
+            self.paused_seconds += seconds
+            self.paused_total += seconds
 
     def flush(self) -> dict[str, float]:
         """Write the buffered updates; a collective, so every rank must call it.
@@ -259,6 +269,7 @@ class TrainMetrics:
                 "ntokens": stats.ntokens,
                 "nsentences": stats.nsentences,
                 "wall": round(now - self.run_start, 3),
+                "train_wall": round(self.train_seconds(now), 3),
             }
             if stats.loss_scale is not None:
                 record["loss_scale"] = stats.loss_scale
@@ -290,12 +301,22 @@ class TrainMetrics:
             for name, value in layer_norms.items():
                 self.writer.add_scalar(f"grad_norm/{name}", value, step)
 
-    def validation(self, *, epoch: int, update: int, stats: dict[str, float]) -> None:
-        """Log one validation result (``loss``, ``nll``, ``ppl``, optional ``bleu``, ``best``)."""
+    def validation(
+        self, *, epoch: int, update: int, stats: dict[str, float], seconds: float = 0.0
+    ) -> None:
+        """Log one validation result (``loss``, ``nll``, ``ppl``, optional ``bleu``, ``best``).
+
+        train_log.jsonl also gets ``train_wall`` (training seconds before this validation)
+        and ``valid_seconds`` (what this validation took).
+        """
         if not self.ctx.is_main:
             return
         self.console.valid(epoch=epoch, update=update, stats=stats)
-        self._append([{"split": "valid", "epoch": epoch, "update": update, **stats}])
+        timing = {
+            "train_wall": round(self.train_seconds(), 3),
+            "valid_seconds": round(seconds, 3),
+        }
+        self._append([{"split": "valid", "epoch": epoch, "update": update, **stats, **timing}])
         if self.writer is not None:
             for key, value in stats.items():
                 self.writer.add_scalar(f"valid/{key}", value, update)

@@ -63,6 +63,7 @@ def test_a_huge_seed_through_nmt_train_is_one_line(data_dir: Path, tmp_path: Pat
             "drop checkpoint.reset_meters",
         ),
         ({"checkpoint": {"finetune_from_model": "nowhere.pt"}}, "=nowhere.pt: no such file"),
+        ({"stop_time_hours": -0.5}, "stop_time_hours=-0.5 must be >= 0"),
     ],
 )
 def test_bad_settings_name_the_option(

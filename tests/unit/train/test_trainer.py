@@ -6,6 +6,7 @@ import io
 import os
 import re
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,28 @@ def test_patience_stops_after_validations_without_improvement(
     assert result["num_updates"] == 8  # validations at 2, 4 (best), 6, 8: two without gain
     assert result["best_metric"] == 4.0
     assert (Path(cfg.checkpoint.save_dir) / "checkpoint_best.pt").exists()
+
+
+def test_stop_time_hours_counts_training_time_only(
+    make_config: MakeConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def slow_run(self: Validator, model: nn.Module) -> dict[str, float]:
+        time.sleep(0.15)  # validation time: must not count towards the limit
+        return {"loss": 1.0, "nll": 1.0, "ppl": 2.0}
+
+    monkeypatch.setattr(Validator, "run", slow_run)
+    limit = 0.4  # seconds
+    cfg = make_config(
+        stop_time_hours=limit / 3600, validate_interval_updates=3, max_epoch=10_000, log_interval=1
+    )
+    result = train(cfg)
+    updates, valid = read_log(cfg.checkpoint.save_dir), read_log(cfg.checkpoint.save_dir, "valid")
+    assert valid[-1]["update"] == result["num_updates"] == updates[-1]["update"]  # validated last
+    assert updates[-2]["train_wall"] < limit <= valid[-1]["train_wall"]  # stopped when reached
+    assert len(valid) >= 2 and all(v["valid_seconds"] >= 0.15 for v in valid)
+    paused = updates[-1]["wall"] - updates[-1]["train_wall"]
+    assert paused >= 0.15 * (len(valid) - 1)  # every validation before the last was excluded
+    assert [v["train_wall"] for v in valid] == sorted(v["train_wall"] for v in valid)
 
 
 @pytest.mark.parametrize("precision", [Precision.bf16, Precision.fp16])
