@@ -35,12 +35,12 @@ def main(argv: list[str] | None = None) -> None:
             return
         cfg, _ = compose_train_config(overrides)
         # torch is imported only once the config composes
+        from nmt_preln.devices import resolve_device
         from nmt_preln.train.config_checks import check_train_config
-        from nmt_preln.train.session import resolve_device
         from nmt_preln.train.trainer import train
 
         check_train_config(cfg)  # the settings first, so a bad one is never hidden by the data
-        resolve_device(cfg.hardware.device)
+        resolve_device(cfg.hardware.device, option="hardware.device=cuda")
         check_data_path(cfg, overrides)
         train(cfg)
     except UsageError as err:

@@ -11,7 +11,6 @@ import argparse
 import gzip
 import html
 import logging
-import os
 import re
 import shutil
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
+from nmt_preln.atomic_file import atomic_write
 from nmt_preln.errors import UserError
 
 ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar")
@@ -123,29 +123,17 @@ def write_pairs(
     """
     make_dir(out_dir)
     paths = [out_dir / f"{split}.{lang}" for lang in langs]
-    temps = [p.with_name(p.name + ".tmp") for p in paths]
     n = 0
     try:
-        with (
-            open(temps[0], "w", encoding="utf-8") as fa,
-            open(temps[1], "w", encoding="utf-8") as fb,
-        ):
+        with atomic_write(paths[0]) as fa, atomic_write(paths[1]) as fb:
             for a, b in pairs:
                 fa.write(_LINE_BREAKS.sub(" ", a) + "\n")
                 fb.write(_LINE_BREAKS.sub(" ", b) + "\n")
                 n += 1
-    except BaseException as e:
-        for t in temps:
-            t.unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise UserError(f"cannot write {out_dir}: {e.strerror}") from e
-        raise
-    if n == 0:
-        for t in temps:
-            t.unlink()
-        raise UserError(f"no {split} pairs left to write to {paths[0]}")
-    for t, p in zip(temps, paths, strict=True):
-        os.replace(t, p)
+            if n == 0:  # raised inside: neither file is replaced
+                raise UserError(f"no {split} pairs left to write to {paths[0]}")
+    except OSError as e:
+        raise UserError(f"cannot write {out_dir}: {e.strerror}") from e
     return n
 
 
@@ -220,14 +208,14 @@ def download(url: str, dest_dir: Path) -> Path:
     if target.is_file() and target.stat().st_size > 0:
         return target
     dest_dir.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as f:
+        with (
+            urllib.request.urlopen(url, timeout=60) as response,
+            atomic_write(target, binary=True) as f,
+        ):
             shutil.copyfileobj(response, f)
     except (OSError, ValueError) as e:  # URLError and socket timeouts are OSErrors
-        partial.unlink(missing_ok=True)
         raise UserError(f"could not download {url} ({e}); pass --raw-dir DIR with the files") from e
-    os.replace(partial, target)
     return target
 
 

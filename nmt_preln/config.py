@@ -148,6 +148,13 @@ class HardwareConfig:
     ddp_timeout_minutes: float = 10.0
 
 
+class BestMetric(StrEnum):
+    loss = "loss"  # label-smoothed validation loss: lower is better
+    nll = "nll"  # lower is better
+    ppl = "ppl"  # lower is better
+    bleu = "bleu"  # higher is better; needs validate_bleu
+
+
 @dataclass
 class CheckpointConfig:
     save_dir: str = "checkpoints"  # checkpoints, train_log.jsonl and (by default) TensorBoard logs
@@ -157,7 +164,7 @@ class CheckpointConfig:
     keep_interval_updates: int = -1  # -1 keeps all checkpoint_<epoch>_<update>.pt
     resume: bool = True  # continue from save_dir/checkpoint_last.pt when it exists
     restore_file: str | None = None  # start from this checkpoint instead
-    best_metric: str = "loss"  # "loss" (lower is better) or "bleu" (higher is better)
+    best_metric: BestMetric = BestMetric.loss  # what checkpoint_best.pt and patience follow
     # A new run from these weights only (used when save_dir has no checkpoint_last.pt yet;
     # afterwards the run resumes normally). Everything else starts fresh, as in fairseq.
     finetune_from_model: str | None = None

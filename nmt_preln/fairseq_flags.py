@@ -228,7 +228,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--reset-lr-scheduler", "checkpoint.reset_lr_scheduler", switch="true"),
     Flag("--reset-dataloader", "checkpoint.reset_dataloader", switch="true"),
     Flag("--reset-meters", "checkpoint.reset_meters", switch="true"),
-    Flag("--best-checkpoint-metric", "checkpoint.best_metric", note="loss, nll, ppl or bleu"),
+    Flag("--best-checkpoint-metric", "checkpoint.best_metric"),
     Flag(
         "--maximize-best-checkpoint-metric",
         None,

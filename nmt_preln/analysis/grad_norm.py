@@ -42,6 +42,7 @@ from nmt_preln.config import ModelConfig, NormPosition
 from nmt_preln.data.collate import Batch, PairDataset, collate_indices
 from nmt_preln.data.dataset import LanguagePairDataset
 from nmt_preln.data.dictionary import Dictionary
+from nmt_preln.devices import resolve_device
 from nmt_preln.errors import UserError
 from nmt_preln.models.placement import PLACEMENTS, placement_of
 from nmt_preln.models.transformer import Transformer, build_model, named_analysis_weights
@@ -328,11 +329,10 @@ def run_grad_norm(cfg: GradNormConfig, model_cfg: ModelConfig) -> list[str]:
         empty, ``grad_norm_depth.csv``/``.png``.
     """
     from nmt_preln.analysis import plots  # matplotlib only once the measurement is done
-    from nmt_preln.search.translator import resolve_device
 
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, option="--device cuda")
     data = load_batches(cfg)
     profile, depth = measure(cfg, model_cfg, data, device=device)
     title = _title(cfg, model_cfg, data)

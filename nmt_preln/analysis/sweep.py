@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 from nmt_preln.analysis.curves import LOG_NAME, read_validation_curve, write_curves_csv
+from nmt_preln.atomic_file import atomic_write
 from nmt_preln.compose import compose_train_config, group_options
 from nmt_preln.config import GenerateConfig, SearchConfig, TrainConfig
 from nmt_preln.errors import UserError
@@ -182,10 +183,8 @@ def _summarize_curve(result: RunResult, save_dir: str) -> None:
 
 
 def _write_result(result: RunResult, save_dir: str) -> None:
-    tmp = os.path.join(save_dir, RESULT + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(os.path.join(save_dir, RESULT)) as f:
         json.dump(asdict(result), f, indent=1)
-    os.replace(tmp, os.path.join(save_dir, RESULT))
 
 
 def read_result(save_dir: str) -> RunResult | None:

@@ -10,19 +10,21 @@ result loads, resumes and decodes like any checkpoint. Written atomically with
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from nmt_preln.checkpoint.store import WEIGHT_NEUTRAL_ARCH, load_checkpoint, save_checkpoint
+from nmt_preln.checkpoint.store import (
+    EPOCH_NAME,
+    UPDATE_NAME,
+    WEIGHT_NEUTRAL_ARCH,
+    load_checkpoint,
+    save_checkpoint,
+)
 from nmt_preln.data.dictionary import symbol_difference
 from nmt_preln.errors import UserError
 from nmt_preln.tools_config import AverageConfig
-
-_EPOCH = re.compile(r"checkpoint(\d+)\.pt")  # fairseq's names: checkpoint3.pt
-_UPDATE = re.compile(r"checkpoint_\d+_(\d+)\.pt")  # checkpoint_3_12000.pt
 
 
 def select_checkpoints(cfg: AverageConfig) -> list[Path]:
@@ -44,12 +46,13 @@ def select_checkpoints(cfg: AverageConfig) -> list[Path]:
         return paths
     if len(cfg.inputs) != 1 or not Path(cfg.inputs[0]).is_dir():
         raise UserError(f"--inputs: --num-*-checkpoints needs one directory, got {cfg.inputs}")
-    pattern = _EPOCH if cfg.num_epoch_checkpoints > 0 else _UPDATE
+    by_epoch = cfg.num_epoch_checkpoints > 0
+    pattern = EPOCH_NAME if by_epoch else UPDATE_NAME
     directory = Path(cfg.inputs[0])
     numbered = []
     for path in directory.iterdir():
         if m := pattern.fullmatch(path.name):
-            number = int(m.group(1))
+            number = int(m.group(1 if by_epoch else 2))
             if cfg.checkpoint_upper_bound <= 0 or number <= cfg.checkpoint_upper_bound:
                 numbered.append((number, path))
     if len(numbered) < count:

@@ -15,16 +15,16 @@ import pickle
 import random
 import re
 import shutil
-import tempfile
 import warnings
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from nmt_preln.atomic_file import atomic_write
 from nmt_preln.checkpoint.schema import (
     CheckpointError,
     Kind,
@@ -39,8 +39,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BEST",
+    "EPOCH_NAME",
     "FORMAT_VERSION",
     "LAST",
+    "UPDATE_NAME",
+    "UPGRADES",
     "CheckpointError",
     "capture_rng_state",
     "checkpoint_names",
@@ -56,6 +59,11 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+# How a state of format v becomes one of format v + 1, applied in order when an older file is
+# loaded. Format 1 is the first. Changing the format means: bump FORMAT_VERSION, add
+# UPGRADES[old] here, and keep a small checkpoint of the old format in
+# tests/fixtures/checkpoints/ (its README says how), so that the upgrade is tested on a real file.
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 LAST = "checkpoint_last.pt"
 # config.arch settings that do not change what the weights compute (a label, the init, the
 # regularization): resuming and averaging accept checkpoints that differ only in these.
@@ -63,8 +71,10 @@ WEIGHT_NEUTRAL_ARCH = frozenset(
     {"name", "init", "dropout", "attention_dropout", "activation_dropout"}
 )
 BEST = "checkpoint_best.pt"
-_EPOCH_RE = re.compile(r"checkpoint(\d+)\.pt")
-_UPDATE_RE = re.compile(r"checkpoint_(\d+)_(\d+)\.pt")
+# fairseq's numbered names, for pruning and for nmt-average: checkpoint3.pt (group 1: the epoch)
+# and checkpoint_3_12000.pt (groups 1, 2: epoch and update).
+EPOCH_NAME = re.compile(r"checkpoint(\d+)\.pt")
+UPDATE_NAME = re.compile(r"checkpoint_(\d+)_(\d+)\.pt")
 # What weights_only loading accepts; anything else would make the file unloadable later.
 _PLAIN = (str, bytes, int, float, bool, type(None), torch.Tensor, torch.Size, torch.dtype)
 
@@ -81,53 +91,16 @@ def _check_plain(value: Any, where: str) -> None:
         raise TypeError(f"checkpoint {where} is a {type(value).__name__}, not a plain type")
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; some filesystems refuse to fsync a directory, and the
-    # file is already complete by then, so a refusal is not an error.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _umask() -> int:
-    """The process umask, read without changing it where Linux allows."""
-    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    # Elsewhere: set and restore (for an instant, files other threads create get mode 0).
-    mask = os.umask(0o077)
-    os.umask(mask)
-    return mask
-
-
-def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Call ``write(file)`` on a temp file beside ``path``, fsync it, rename it to ``path``."""
-    tmp: str | None = None
+def _write_atomically(path: Path, write: Callable[[IO[Any]], object]) -> None:
+    """Call ``write(file)`` on a temp file that replaces ``path`` (:func:`atomic_write`)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        # mkstemp makes the file 0600 whatever the umask; checkpoints are outputs like any
-        # other, readable by whom the umask allows (teammates on a shared cluster).
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
+        with atomic_write(path, binary=True) as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
     except (OSError, RuntimeError) as e:
         # torch's zip writer reports a full disk as a RuntimeError, not an OSError.
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
         raise CheckpointError(f"cannot write checkpoint {path}: {reason}") from e
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-    _fsync_dir(path.parent)
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
@@ -187,11 +160,15 @@ def load_checkpoint(path: str | os.PathLike[str], *, kind: Kind = "resume") -> d
     if not isinstance(state, dict) or "format_version" not in state:
         raise CheckpointError(f"{path} is not an nmt-preln checkpoint (no format_version)")
     version = state["format_version"]
-    if type(version) is not int or version != FORMAT_VERSION:
+    if type(version) is not int or not 1 <= version <= FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has checkpoint format_version {version!r}; this version of "
-            f"nmt-preln reads format_version {FORMAT_VERSION}"
+            f"nmt-preln reads format_version 1 to {FORMAT_VERSION}"
         )
+    while version < FORMAT_VERSION:  # older files are upgraded in memory, never rewritten
+        state = UPGRADES[version](state)
+        version += 1
+        state["format_version"] = version
     try:
         return validate_state(state, source=f"checkpoint {path}", kind=kind)
     except (TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError) as e:
@@ -277,9 +254,9 @@ def prune_checkpoints(cfg: CheckpointConfig) -> list[Path]:
     by_epoch: list[tuple[int, Path]] = []
     by_update: list[tuple[int, Path]] = []
     for path in save_dir.iterdir():
-        if m := _EPOCH_RE.fullmatch(path.name):
+        if m := EPOCH_NAME.fullmatch(path.name):
             by_epoch.append((int(m.group(1)), path))
-        elif m := _UPDATE_RE.fullmatch(path.name):
+        elif m := UPDATE_NAME.fullmatch(path.name):
             by_update.append((int(m.group(2)), path))
     doomed = []
     for found, keep in ((by_epoch, cfg.keep_last_epochs), (by_update, cfg.keep_interval_updates)):

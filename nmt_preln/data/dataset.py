@@ -17,6 +17,7 @@ from nmt_preln.data.indexed_dataset import IndexedDataset
 from nmt_preln.errors import UserError
 
 MANIFEST = "manifest.json"
+# The manifest's format: nmt-preprocess writes it, every reader checks it (one definition).
 FORMAT_VERSION = 1
 # The keys every reader relies on, with their JSON types.
 _REQUIRED_KEYS = {

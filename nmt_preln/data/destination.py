@@ -19,6 +19,7 @@ from contextlib import contextmanager, suppress
 from enum import Enum
 from typing import Any
 
+from nmt_preln.atomic_file import atomic_write
 from nmt_preln.config import PreprocessConfig
 from nmt_preln.errors import UserError
 
@@ -119,16 +120,7 @@ def publish(work: str, destdir: str, manifest: dict[str, Any]) -> None:
 
 
 def write_json_atomic(path: str, value: dict[str, Any]) -> None:
-    """Write JSON through a temporary file, fsync and rename: readers see all or nothing."""
-    tmp = f"{path}.tmp-{os.getpid()}"  # plain open(): the file gets the umask's permissions
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(value, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
+    """Write JSON through :func:`atomic_write`: readers see all of it or the old file."""
+    with atomic_write(path) as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+        f.write("\n")

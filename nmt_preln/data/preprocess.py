@@ -30,6 +30,7 @@ from nmt_preln.data.binarize import (
     count_symbols,
     encode_file,
 )
+from nmt_preln.data.dataset import FORMAT_VERSION  # the readers' version: one number
 from nmt_preln.data.destination import check_destination, fingerprint, publish, staging
 from nmt_preln.data.dictionary import Dictionary
 from nmt_preln.data.preprocess_report import PreprocessReport, SideReport, SplitReport
@@ -38,7 +39,6 @@ from nmt_preln.data.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from nmt_preln.errors import UserError
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 1
 
 
 @dataclass

@@ -23,6 +23,7 @@ from nmt_preln.config import GenerateConfig, OutputFormat
 from nmt_preln.data.dataset import LanguagePairDataset, load_manifest
 from nmt_preln.data.segmenter import Segmenter, post_process
 from nmt_preln.data.tokenizer import SentencePieceTokenizer
+from nmt_preln.devices import resolve_device
 from nmt_preln.errors import UserError
 from nmt_preln.generate.inputs import TargetSide, Warn, encode_lines, read_line_chunks
 from nmt_preln.generate.options import load_align_dict, post_process_symbol, validate
@@ -40,7 +41,6 @@ from nmt_preln.search.translator import (
     Translator,
     check_dictionaries,
     load_ensemble,
-    resolve_device,
 )
 
 __all__ = ["OutputError", "generate", "validate"]
@@ -262,7 +262,8 @@ def generate(
         print(f"nmt-generate: warning: {message}", file=err, flush=True)
 
     validate(cfg)
-    device = resolve_device(cfg.device)  # a setting: checked before any file is read
+    # A setting: checked before any file is read.
+    device = resolve_device(cfg.device, option="--device cuda")
     manifest = load_manifest(cfg.data)
     if device.type == "cpu" and cfg.precision.value != "fp32":
         warn(f"--precision {cfg.precision.value} is for CUDA; decoding in fp32 on the CPU")

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from nmt_preln.checkpoint.store import load_model_from_checkpoint
-from nmt_preln.config import Device, Precision, SearchConfig
+from nmt_preln.config import Precision, SearchConfig
 from nmt_preln.data.collate import collate
 from nmt_preln.data.dictionary import Dictionary, symbol_difference
 from nmt_preln.errors import UserError
@@ -40,15 +40,6 @@ class Ensemble:
     tgt_dict: Dictionary
     state: dict[str, Any]  # the first checkpoint, model weights dropped
     max_positions: int  # the smallest of the models'
-
-
-def resolve_device(device: Device) -> torch.device:
-    """``auto`` is CUDA when available; asking for CUDA without it is a user error."""
-    if device == Device.cuda and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available")
-    if device == Device.cpu or (device == Device.auto and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    return torch.device("cuda")
 
 
 def load_ensemble(paths: str, *, device: torch.device) -> Ensemble:

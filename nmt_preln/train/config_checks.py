@@ -11,12 +11,11 @@ import dataclasses
 import os
 
 from nmt_preln.checkpoint.store import LAST
-from nmt_preln.config import CheckpointConfig, Optimizer, TrainConfig
+from nmt_preln.config import BestMetric, CheckpointConfig, Optimizer, TrainConfig
 from nmt_preln.errors import UserError
 from nmt_preln.models.transformer import check_model_config
 from nmt_preln.train.schedule import validate_schedule
 
-BEST_METRICS = ("loss", "nll", "ppl", "bleu")
 RESETS = ("optimizer", "lr_scheduler", "dataloader", "meters")
 # numpy's legacy seeding (np.random.seed) takes 0 .. 2**32 - 1; torch takes more.
 MAX_SEED = 2**32 - 1
@@ -78,7 +77,7 @@ def _range_problems(cfg: TrainConfig) -> list[tuple[bool, str]]:
         (cfg.log_interval < 0, f"log_interval={cfg.log_interval} must be >= 0 (0: off)"),
         (not 0.0 <= cfg.label_smoothing < 1.0, "label_smoothing must be in [0, 1)"),
         (
-            c.best_metric not in BEST_METRICS,
+            c.best_metric not in set(BestMetric),
             f"checkpoint.best_metric={c.best_metric!r}: use loss, nll, ppl or bleu",
         ),
         (

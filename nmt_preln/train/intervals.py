@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from nmt_preln.checkpoint import store as ckpt
+from nmt_preln.config import BestMetric
 from nmt_preln.train import distributed
 from nmt_preln.train.session import Session, save_checkpoints
 
@@ -136,7 +137,7 @@ def validate_now(s: Session) -> bool:
         stats = s.validator.run(s.model)
     seconds = time.perf_counter() - start
     value = stats[metric]
-    higher_is_better = metric == "bleu"
+    higher_is_better = metric == BestMetric.bleu
     improved = p.best_metric is None or (
         value > p.best_metric if higher_is_better else value < p.best_metric
     )

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 import torch
 from torch import nn
 
+from nmt_preln.atomic_file import atomic_write
 from nmt_preln.config import LogFormat
 from nmt_preln.errors import UserError
 from nmt_preln.train import distributed
@@ -112,10 +113,8 @@ def truncate_log(save_dir: str, num_updates: int) -> None:
         return
     with open(path, encoding="utf-8", errors="replace") as f:
         kept = [line for line in f if (u := _record_update(line)) is not None and u <= num_updates]
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(path) as f:
         f.writelines(line if line.endswith("\n") else line + "\n" for line in kept)
-    os.replace(tmp, path)
 
 
 def _make_dir(path: str, option: str) -> None:

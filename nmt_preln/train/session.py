@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from nmt_preln.checkpoint import store as ckpt
-from nmt_preln.config import Device, Precision, TrainConfig
+from nmt_preln.config import Precision, TrainConfig
 from nmt_preln.data.dataset import LanguagePairDataset, load_manifest
 from nmt_preln.errors import UserError
 from nmt_preln.models.placement import placement_of
@@ -85,15 +85,6 @@ class Session:
     last_valid: dict[str, float] = field(default_factory=dict)
 
 
-def resolve_device(device: Device) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; a missing GPU is an error."""
-    if device == Device.auto:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == Device.cuda and not torch.cuda.is_available():
-        raise UserError("hardware.device=cuda but no CUDA device is available")
-    return device.value
-
-
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (all CUDA devices included)."""
     random.seed(seed)
@@ -141,7 +132,8 @@ def build_session(cfg: TrainConfig, ctx: DistributedContext, device_type: str) -
     Args:
         cfg: the training config.
         ctx: this process's place in the job.
-        device_type: "cpu" or "cuda" (from :func:`resolve_device`); CUDA uses the local rank.
+        device_type: "cpu" or "cuda" (:func:`nmt_preln.devices.resolve_device`); CUDA uses
+            the local rank.
     """
     device = (
         torch.device(device_type, ctx.local_rank)

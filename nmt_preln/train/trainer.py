@@ -38,6 +38,7 @@ import torch
 
 from nmt_preln.config import TrainConfig
 from nmt_preln.data.collate import Batch, PairDataset
+from nmt_preln.devices import resolve_device
 from nmt_preln.errors import UserError
 from nmt_preln.train import distributed
 from nmt_preln.train.batch_plan import batch_by_size, shard
@@ -48,7 +49,7 @@ from nmt_preln.train.loss import label_smoothed_cross_entropy
 from nmt_preln.train.metrics import UpdateStats, layer_grad_norms
 from nmt_preln.train.optim import clip_grad_norm
 from nmt_preln.train.save_dir import claim_save_dir
-from nmt_preln.train.session import Session, build_session, resolve_device
+from nmt_preln.train.session import Session, build_session
 from nmt_preln.train.validation import autocast
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         SystemExit: 143 or 130 after saving, when SIGTERM or SIGINT arrived.
     """
     check_train_config(cfg)  # every setting, before any data is read
-    device_type = resolve_device(cfg.hardware.device)
+    device_type = resolve_device(cfg.hardware.device, option="hardware.device=cuda").type
     ctx = distributed.init_distributed(
         device_type=device_type, timeout_minutes=cfg.hardware.ddp_timeout_minutes
     )

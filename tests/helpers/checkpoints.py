@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from nmt_preln.checkpoint.store import FORMAT_VERSION, LAST, config_to_plain, save_checkpoint
@@ -109,3 +110,19 @@ def random_checkpoint(
     }
     save_checkpoint(path, state)
     return path
+
+
+def translate_lines(path: Path, lines: list[str], *, beam: int) -> list[str]:
+    """Translate whitespace-segmented ``lines`` with the checkpoint at ``path`` (CPU, fp32)."""
+    from nmt_preln.config import SearchConfig
+    from nmt_preln.search.source_items import SourceItem
+    from nmt_preln.search.translator import Translator, load_ensemble
+
+    ensemble = load_ensemble(str(path), device=torch.device("cpu"))
+    items = [
+        SourceItem(id=i, src=np.array(ensemble.src_dict.encode(line.split()), dtype=np.int64))
+        for i, line in enumerate(lines)
+    ]
+    translator = Translator(ensemble, search=SearchConfig(beam=beam), device=torch.device("cpu"))
+    hyps = translator.translate(items)
+    return [ensemble.tgt_dict.string(h[0].tokens) for h in hyps]
