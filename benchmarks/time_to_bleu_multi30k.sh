@@ -21,7 +21,7 @@ RUNS=${RUNS:-preln_fast postln_warmup fairseq}
 OUT=$WORK/ttb
 BENCH=(benchmarks/bench_time_to_bleu.py)
 
-[ -f "$WORK/raw/train.en" ] || "$B/python" -m data_prep.multi30k --out "$WORK/raw" ${RAW:+--raw-dir "$RAW"}
+[ -f "$WORK/raw/train.en" ] || "$B/python" -m nmt_preln.data_prep.multi30k --out "$WORK/raw" ${RAW:+--raw-dir "$RAW"}
 [ -f "$WORK/bin/manifest.json" ] || "$B/nmt-preprocess" --source-lang en --target-lang de \
     --trainpref "$WORK/raw/train" --validpref "$WORK/raw/valid" --testpref "$WORK/raw/test" \
     --destdir "$WORK/bin" --joined-dictionary --spm-vocab-size 8000 --workers 2
@@ -67,6 +67,8 @@ for run in $RUNS; do
     case $run in
     fairseq)
         fairseq_data
+        # Two threads, set as ../shared/peers/peerbench.py sets them for fairseq.
+        OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 \
         "$B/python" "${BENCH[@]}" run --name fairseq --out "$OUT" --toolkit fairseq \
             --budget-minutes "$MINUTES" -- "$FAIRSEQ/bin/fairseq-train" "$WORK/fsq-bin" \
             "${FAIRSEQ_ARGS[@]}" --save-dir "$OUT/fairseq.ckpt" ;;
@@ -103,4 +105,4 @@ model=$(echo "$best" | cut -d' ' -f2)
 beam=$(echo "$best" | cut -d' ' -f4 | tr -d :)
 echo "chosen on valid: $best"
 "$B/nmt-generate" "$WORK/bin" --path "$ckpt/$model.pt" --gen-subset test --beam "$beam" \
-    --batch-size 128 --quiet 2>&1 | tail -3 | tee "$OUT/final_test.txt"
+    --batch-size 128 --quiet 2>&1 | grep -i bleu | tee "$OUT/final_test.txt"
