@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.checkpoints import TINY_TRAIN
+from helpers.train_log import without_clock
 
 PYTHON = sys.executable
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -43,12 +44,12 @@ def train_command(data_dir: Path, save_dir: Path, *extra: str) -> list[str]:
 
 
 def read_log(save_dir: Path, split: str = "train") -> list[dict[str, Any]]:
-    """The records of ``train_log.jsonl`` of one split, without the wall-clock time."""
+    """The records of ``train_log.jsonl`` of one split, without the clock fields."""
     path = save_dir / "train_log.jsonl"
     if not path.exists():
         return []
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    return [{k: v for k, v in r.items() if k != "wall"} for r in records if r["split"] == split]
+    return without_clock([r for r in records if r["split"] == split])
 
 
 def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:

@@ -7,8 +7,10 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from helpers.train_log import without_clock
 from trainer_helpers import read_log
 
 from nmt_preln.config import LogFormat, TrainConfig
@@ -22,8 +24,8 @@ TRAIN_FIELDS = {"epoch", "update", "loss", "nll_loss", "ppl", "wps", "ups", "wpb
                 "gnorm", "wall", "time", "split"}  # fmt: skip
 
 
-def _without_wall(records: list[dict[str, object]]) -> list[dict[str, object]]:
-    return [{k: v for k, v in r.items() if k != "wall"} for r in records]
+def _without_wall(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return without_clock(records)
 
 
 @pytest.mark.usefixtures("one_thread")
