@@ -34,6 +34,7 @@ def _run(command: str, args: list[str]) -> None:
             description=GRAD_NORM,
             positional=("data",),
         )
+        cfg.validate()
         from nmt_preln.analysis.grad_norm import run_grad_norm
         from nmt_preln.compose import compose_train_config
 
@@ -43,9 +44,11 @@ def _run(command: str, args: list[str]) -> None:
     parser = build_parser(SweepConfig, prog="nmt-analyze sweep", description=SWEEP)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     namespace = parser.parse_args(args)
+    sweep = to_config(SweepConfig, namespace)
+    sweep.validate()
     from nmt_preln.analysis.sweep import run_sweep
 
-    print("\n".join(run_sweep(to_config(SweepConfig, namespace), overrides=namespace.overrides)))
+    print("\n".join(run_sweep(sweep, overrides=namespace.overrides)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(AverageConfig, prog="nmt-average", description=DESCRIPTION)
     cfg = to_config(AverageConfig, parser.parse_args(argv))
     try:
+        cfg.validate()
         from nmt_preln.checkpoint.average import average  # torch after the flags parse
 
         used = average(cfg)

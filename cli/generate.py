@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         GenerateConfig, argv, prog="nmt-generate", description=DESCRIPTION, positional=("data",)
     )
     try:
+        cfg.validate()  # every setting, before torch or any file is loaded
         from nmt_preln.generate.run import OutputError, generate  # torch after the flags parse
 
         try:

@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(PreprocessConfig, argv, prog="nmt-preprocess", description=DESCRIPTION)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s", stream=sys.stderr)
     try:
+        cfg.validate()  # every flag, before any file is read
         from nmt_preln.data.preprocess import preprocess  # numpy/sentencepiece after parsing
 
         report = preprocess(cfg)

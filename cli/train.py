@@ -36,10 +36,11 @@ def main(argv: list[str] | None = None) -> None:
         cfg, _ = compose_train_config(overrides)
         # torch is imported only once the config composes
         from nmt_preln.devices import resolve_device
-        from nmt_preln.train.config_checks import check_train_config
+        from nmt_preln.train.restore import check_restore_files
         from nmt_preln.train.trainer import train
 
-        check_train_config(cfg)  # the settings first, so a bad one is never hidden by the data
+        cfg.validate()  # the settings first, so a bad one is never hidden by the data
+        check_restore_files(cfg.checkpoint)  # then the files they name
         resolve_device(cfg.hardware.device, option="hardware.device=cuda")
         check_data_path(cfg, overrides)
         train(cfg)

@@ -7,7 +7,8 @@ so that an unknown one fails with the closest real key as a suggestion, and so t
 ``nmt-train --help`` and the fairseq flag table are generated from the dataclasses.
 
 A field's help text is its ``metadata["help"]`` when it has one, else the comment that ends
-its line in ``nmt_preln/config.py`` (the training dataclasses document their fields that way).
+its line in the class (``nmt_preln/config/``: the training dataclasses document their fields
+that way).
 """
 
 from __future__ import annotations

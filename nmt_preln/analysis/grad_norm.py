@@ -97,8 +97,6 @@ def load_batches(cfg: GradNormConfig) -> Measurement:
     Raises:
         UserError: the split has no target side or fewer batches than asked for.
     """
-    if cfg.seeds < 1 or cfg.batches < 1:
-        raise UserError(f"--seeds {cfg.seeds} and --batches {cfg.batches} must be at least 1")
     dataset = LanguagePairDataset(cfg.data, cfg.subset)
     if dataset.tgt_sizes is None:
         raise UserError(f"{cfg.data}: split {cfg.subset!r} has no target side to compute a loss")
@@ -199,22 +197,6 @@ def summarize(
     return rows
 
 
-def parse_depths(text: str) -> list[int]:
-    """``"6,8,10"`` -> ``[6, 8, 10]``; ``""`` -> ``[]``.
-
-    Raises:
-        UserError: an entry is not a positive integer.
-    """
-    depths = []
-    for item in (t.strip() for t in text.split(",")):
-        if not item:
-            continue
-        if not item.isdigit() or int(item) < 1:
-            raise UserError(f"--depths {text!r}: {item!r} is not a positive layer count")
-        depths.append(int(item))
-    return depths
-
-
 def measure(
     cfg: GradNormConfig, model_cfg: ModelConfig, data: Measurement, *, device: torch.device
 ) -> tuple[list[GradNormRow], list[GradNormRow]]:
@@ -230,7 +212,7 @@ def measure(
         ``(profile_rows, depth_rows)``; depth rows are the last layer's ``ffn.fc1``/``ffn.fc2``.
     """
     profile_layers = cfg.layers or model_cfg.encoder_layers
-    depths = parse_depths(cfg.depths)
+    depths = cfg.depth_list()
     seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
     cache: dict[tuple[NormPosition, int], list[GradNormRow]] = {}
     for placement in PLACEMENTS:

@@ -324,8 +324,6 @@ def run_sweep(cfg: SweepConfig, *, overrides: list[str]) -> list[str]:
     Raises:
         UserError: an unknown experiment, a config that does not compose, an interrupted run.
     """
-    if cfg.checkpoint not in ("best", "last"):
-        raise UserError(f"--checkpoint {cfg.checkpoint!r}: use best or last")
     experiments = expand_experiments(cfg.experiments)
     configs = compose_runs(experiments, out=cfg.out, overrides=overrides)
     results = []

@@ -34,8 +34,6 @@ def select_checkpoints(cfg: AverageConfig) -> list[Path]:
         UserError: conflicting options, a directory without ``--num-*-checkpoints``, or
             fewer than N matching checkpoints.
     """
-    if cfg.num_epoch_checkpoints > 0 and cfg.num_update_checkpoints > 0:
-        raise UserError("use --num-epoch-checkpoints or --num-update-checkpoints, not both")
     count = max(cfg.num_epoch_checkpoints, cfg.num_update_checkpoints)
     if count <= 0:
         paths = [Path(p) for p in cfg.inputs]

@@ -208,12 +208,10 @@ def model_config_from_plain(arch: Any, *, source: str, field: str = "arch") -> M
     Raises:
         CheckpointError: a wrong type, unknown key or out-of-range value, naming the field.
     """
-    from nmt_preln.models.transformer import check_model_config
-
     c = Fields(source)
     cfg = ModelConfig(**check_dataclass(c, arch, ModelConfig, field=field, unknown_ok=False))
     try:
-        check_model_config(cfg)  # the rules nmt-train applies to its own settings
+        cfg.validate()  # the rules nmt-train applies to its own settings
     except UserError as e:
         raise CheckpointError(f"{source}: {field}{str(e).removeprefix('arch')}") from e
     return cfg

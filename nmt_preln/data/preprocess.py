@@ -54,11 +54,12 @@ class SplitPlan:
 def preprocess(cfg: PreprocessConfig) -> PreprocessReport:
     """Run the whole pipeline and return its report (also written to ``DEST/preprocess.log``).
 
+    ``cfg`` has passed ``cfg.validate()`` (nmt-preprocess checks it once, before this).
+
     Raises:
-        UserError: bad options, missing or malformed inputs, or a DEST that must not be touched.
+        UserError: missing or malformed inputs, or a DEST that must not be touched.
     """
     start, timings = time.perf_counter(), Timings()
-    check_options(cfg)
     langs = [cfg.source_lang, cfg.target_lang]
     with timings.stage("check_inputs"):
         splits = plan_splits(cfg)
@@ -97,48 +98,6 @@ def preprocess(cfg: PreprocessConfig) -> PreprocessReport:
             f.write(report.format() + "\n")
         publish(work, cfg.destdir, _manifest(cfg, report, spm_files, dicts))
     return report
-
-
-def check_options(cfg: PreprocessConfig) -> None:
-    """Refuse contradictory or out-of-range options before any file is read."""
-    problems = [
-        (cfg.source_lang == cfg.target_lang, "--source-lang and --target-lang must differ"),
-        (
-            not (cfg.trainpref or cfg.validpref or cfg.testpref),
-            "nothing to do: give --trainpref, --validpref or --testpref",
-        ),
-        (cfg.spm_vocab_size <= 0, "--spm-vocab-size must be positive"),
-        (
-            not 0 < cfg.spm_character_coverage <= 1,
-            "--spm-character-coverage must be in (0, 1]",
-        ),
-        (cfg.min_len < 0 or cfg.max_len < cfg.min_len, "need 0 <= --min-len <= --max-len"),
-        (cfg.max_len_ratio < 0, "--max-len-ratio must be >= 0 (0 disables the ratio filter)"),
-        (cfg.workers < 0, "--workers must be >= 0 (0 uses every core)"),
-        (
-            cfg.joined_dictionary and bool(cfg.srcdict) and bool(cfg.tgtdict),
-            "cannot use both --srcdict and --tgtdict with --joined-dictionary",
-        ),
-        (
-            cfg.segmentation is Segmentation.none and (cfg.spm_model or cfg.spm_separate),
-            "--spm-model and --spm-separate need --segmentation sentencepiece",
-        ),
-        (
-            bool(cfg.spm_model) and cfg.spm_separate,
-            "--spm-model is one joint model: drop --spm-separate",
-        ),
-    ]
-    for failed, message in problems:
-        if failed:
-            raise UserError(message)
-    if cfg.trainpref:
-        return
-    if cfg.joined_dictionary and not (cfg.srcdict or cfg.tgtdict):
-        raise UserError("without --trainpref, give the joined dictionary as --srcdict")
-    if not cfg.joined_dictionary and not (cfg.srcdict and cfg.tgtdict):
-        raise UserError("without --trainpref, give the dictionaries (--srcdict and --tgtdict)")
-    if cfg.segmentation is Segmentation.sentencepiece and not cfg.spm_model:
-        raise UserError("without --trainpref, give --spm-model (or use --segmentation none)")
 
 
 def plan_splits(cfg: PreprocessConfig) -> list[SplitPlan]:
@@ -202,7 +161,7 @@ def _segmenters(
         segmenter = SpmSegmenter(given_spm, num_threads=cfg.workers)
         description = f"sentencepiece (given model {cfg.spm_model}, {given_spm.vocab_size} pieces)"
         return dict.fromkeys(langs, segmenter), dict.fromkeys(langs, "spm.model"), description
-    assert train is not None  # check_options demands --trainpref or --spm-model
+    assert train is not None  # PreprocessConfig.validate demands --trainpref or --spm-model
     kind = "separate" if cfg.spm_separate else "joint"
     log.info("learning %s SentencePiece model(s) on %s", kind, train.prefix)
     groups = {f"spm.{lang}": [lang] for lang in langs} if cfg.spm_separate else {"spm": langs}

@@ -26,7 +26,7 @@ from nmt_preln.data.tokenizer import SentencePieceTokenizer
 from nmt_preln.devices import resolve_device
 from nmt_preln.errors import UserError
 from nmt_preln.generate.inputs import TargetSide, Warn, encode_lines, read_line_chunks
-from nmt_preln.generate.options import load_align_dict, post_process_symbol, validate
+from nmt_preln.generate.options import load_align_dict, post_process_symbol
 from nmt_preln.generate.output import (
     Translation,
     alignment_text,
@@ -43,7 +43,7 @@ from nmt_preln.search.translator import (
     load_ensemble,
 )
 
-__all__ = ["OutputError", "generate", "validate"]
+__all__ = ["OutputError", "generate"]
 
 
 class OutputError(UserError):
@@ -242,7 +242,8 @@ def generate(
     """Run ``nmt-generate``: translate a split or raw input, write the lines, score.
 
     Args:
-        cfg: the command's settings.
+        cfg: the command's settings, checked by ``cfg.validate()`` (nmt-generate does it
+            once, before anything is loaded).
         stdin: the byte stream read by ``--input -`` (default: ``sys.stdin.buffer``).
         stdout: where translations (and scores, in the fairseq format) go without
             ``--results-path`` (default: ``sys.stdout``).
@@ -252,7 +253,7 @@ def generate(
         The corpus scores when a split with references was translated, else None.
 
     Raises:
-        UserError: bad settings, missing/corrupt checkpoint or data, mismatched dictionaries.
+        UserError: missing/corrupt checkpoint or data, mismatched dictionaries, input lines.
     """
     stdin = stdin if stdin is not None else sys.stdin.buffer
     stdout = stdout if stdout is not None else sys.stdout
@@ -261,7 +262,6 @@ def generate(
     def warn(message: str) -> None:
         print(f"nmt-generate: warning: {message}", file=err, flush=True)
 
-    validate(cfg)
     # A setting: checked before any file is read.
     device = resolve_device(cfg.device, option="--device cuda")
     manifest = load_manifest(cfg.data)

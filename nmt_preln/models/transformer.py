@@ -22,9 +22,6 @@ from nmt_preln.models.decoder_cache import DecoderCache
 from nmt_preln.models.layers import DecoderLayer, Dropout, EncoderLayer, FeedForward
 from nmt_preln.models.placement import placement_of
 
-# Longest sequence a model may be built for: a checkpoint claiming more is refused on loading.
-MAX_POSITIONS = 1 << 20
-
 
 def sinusoidal_table(num_positions: int, d_model: int) -> Tensor:
     """fairseq's sinusoidal table: the first half of each row is sin, the second half cos.
@@ -246,31 +243,8 @@ def _embedding(vocab_size: int, d_model: int, *, pad: int) -> nn.Embedding:
     return embedding
 
 
-def check_model_config(cfg: ModelConfig) -> None:
-    """Refuse sizes and rates no model can have (nmt-train calls it before reading data).
-
-    Raises:
-        UserError: naming the ``arch.*`` option.
-    """
-    for name in ("encoder_layers", "decoder_layers", "d_model", "ffn_dim", "num_heads"):
-        if getattr(cfg, name) < 1:
-            raise UserError(f"arch.{name}={getattr(cfg, name)} must be >= 1")
-    if cfg.max_positions < 2:  # </s> plus at least one token
-        raise UserError(f"arch.max_positions={cfg.max_positions} must be >= 2")
-    if cfg.max_positions > MAX_POSITIONS:  # the sinusoidal table is built, not loaded
-        raise UserError(f"arch.max_positions={cfg.max_positions} must be <= {MAX_POSITIONS}")
-    if cfg.d_model % cfg.num_heads:
-        raise UserError(
-            f"arch.num_heads={cfg.num_heads} does not divide arch.d_model={cfg.d_model}"
-        )
-    for name in ("dropout", "attention_dropout", "activation_dropout"):
-        value = getattr(cfg, name)
-        if not 0.0 <= value < 1.0:
-            raise UserError(f"arch.{name}={value} is not in [0, 1)")
-
-
 def _validate(cfg: ModelConfig, *, src_vocab_size: int, tgt_vocab_size: int) -> None:
-    check_model_config(cfg)
+    # cfg's own ranges are ModelConfig.validate's; here only what the dictionaries decide.
     if cfg.share_all_embeddings and src_vocab_size != tgt_vocab_size:
         raise UserError(
             "arch.share_all_embeddings=true needs one joined dictionary, but the source has "

@@ -278,7 +278,7 @@ def beam_search(
         src_lengths: ``(batch,)`` source lengths, ``</s>`` included.
         cfg: beam, nbest, lenpen, max_len_a/b, min_len, unkpen, no_repeat_ngram_size,
             sampling (+ topk/topp), diverse_beam_groups/strength, constraints (the mode).
-            Call :func:`~nmt_preln.search.search_rules.check_search_options` on it first.
+            Checked by ``cfg.validate()`` first.
         specials: pad, eos, unk of the target dictionary.
         max_len_limit: the most tokens the decoder may generate (its positions).
         generator: random generator for sampling.

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from nmt_preln.search.search_rules import CONSTRAINT_MODES, NEG_INF
+from nmt_preln.config.generate import CONSTRAINT_MODES
+from nmt_preln.search.search_rules import NEG_INF
 
 
 @dataclass

@@ -1,9 +1,9 @@
-"""What every search step applies to the next-token log-probs, and which options go together.
+"""What every search step applies to the next-token log-probs.
 
 :func:`constrain_` applies fairseq's per-step rules (no pad, ``--unkpen``, ``--min-len``,
-``--no-repeat-ngram-size``, the length limit); :func:`force_prefix_` applies ``--prefix-size``;
-:func:`check_search_options` refuses the option combinations that fairseq rejects or would
-silently ignore. Shared by :mod:`nmt_preln.search.beam_search` and its strategies.
+``--no-repeat-ngram-size``, the length limit); :func:`force_prefix_` applies ``--prefix-size``.
+Shared by :mod:`nmt_preln.search.beam_search` and its strategies. Which options go together is
+``SearchConfig.validate``'s to say.
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ import torch
 from torch import Tensor
 
 from nmt_preln.config import SearchConfig
-from nmt_preln.errors import UserError
 
 NEG_INF = -math.inf
-CONSTRAINT_MODES = ("ordered", "unordered")
 
 
 class _HasSpecials(Protocol):
@@ -39,40 +37,6 @@ class Specials:
     @classmethod
     def of(cls, dictionary: _HasSpecials) -> Specials:
         return cls(pad=dictionary.pad, eos=dictionary.eos, unk=dictionary.unk)
-
-
-def check_search_options(cfg: SearchConfig) -> None:
-    """Refuse the search settings that cannot work together (nmt-generate calls it first).
-
-    As in fairseq, ``--sampling`` and ``--diverse-beam-groups`` are mutually exclusive and the
-    beam must split into equal groups. fairseq silently ignores ``--constraints`` next to
-    either of them; here that is an error too.
-
-    Raises:
-        UserError: one line naming the options.
-    """
-    groups = cfg.diverse_beam_groups
-    if groups == 0 or groups < -1:
-        raise UserError(f"--diverse-beam-groups must be >= 1 (or -1: off), got {groups}")
-    if groups > 0 and cfg.beam % groups:
-        raise UserError(f"--beam {cfg.beam} is not divisible by --diverse-beam-groups {groups}")
-    if not math.isfinite(cfg.diverse_beam_strength):
-        raise UserError("--diverse-beam-strength must be a finite number")
-    if cfg.constraints is not None and cfg.constraints not in CONSTRAINT_MODES:
-        raise UserError(f"--constraints must be ordered or unordered, got {cfg.constraints!r}")
-    if cfg.prefix_size < 0:
-        raise UserError(f"--prefix-size must be >= 0, got {cfg.prefix_size}")
-    chosen = [
-        flag
-        for flag, on in (
-            ("--sampling", cfg.sampling),
-            ("--diverse-beam-groups", groups > 0),
-            ("--constraints", cfg.constraints is not None),
-        )
-        if on
-    ]
-    if len(chosen) > 1:
-        raise UserError(f"{' and '.join(chosen)} cannot be combined (one search strategy)")
 
 
 def max_lengths(src_lengths: Tensor, cfg: SearchConfig, *, limit: int) -> Tensor:

@@ -36,8 +36,6 @@ def _optimizer_class(name: Optimizer) -> Callable[..., torch.optim.Optimizer]:
 def _hyperparameters(cfg: OptimConfig) -> dict[str, Any]:
     if cfg.name == Optimizer.sgd:
         return {"lr": cfg.lr, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay}
-    if len(cfg.betas) != 2:
-        raise UserError(f"optim.betas must hold two numbers, got {list(cfg.betas)}")
     betas = (float(cfg.betas[0]), float(cfg.betas[1]))
     return {"lr": cfg.lr, "betas": betas, "eps": cfg.eps, "weight_decay": cfg.weight_decay}
 
@@ -53,14 +51,13 @@ def build_optimizer(
 
     Args:
         params: the parameters (or param groups) to optimize, already on ``device``.
-        cfg: optimizer name, peak lr, betas, eps, weight decay, momentum, fused.
+        cfg: optimizer name, peak lr, betas, eps, weight decay, momentum, fused (checked by
+            ``cfg.validate()``).
         device: where the parameters live.
 
     Returns:
         The optimizer; the schedule overwrites each group's ``lr`` before every step.
     """
-    if cfg.lr <= 0:
-        raise UserError(f"optim.lr={cfg.lr} must be > 0")
     param_list: list[Any] = list(params)  # used twice when the fused attempt fails
     cls = _optimizer_class(cfg.name)
     kwargs = _hyperparameters(cfg)

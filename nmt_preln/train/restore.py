@@ -68,6 +68,22 @@ class Resets:
         return [f"checkpoint.reset_{k}" for k, v in vars(self).items() if v]
 
 
+def check_restore_files(cfg: CheckpointConfig) -> None:
+    """``restore_file`` / ``finetune_from_model`` exist where they will be read.
+
+    nmt-train calls it after the settings and before any data is read; a run that resumes from
+    its own ``checkpoint_last.pt`` reads neither, so neither needs to exist then.
+
+    Raises:
+        UserError: naming the option and the path.
+    """
+    resuming = cfg.resume and os.path.isfile(os.path.join(cfg.save_dir, ckpt.LAST))
+    for option in ("restore_file", "finetune_from_model"):
+        path = getattr(cfg, option)
+        if path and not resuming and not os.path.isfile(path):
+            raise UserError(f"checkpoint.{option}={path}: no such file")
+
+
 def restore_source(cfg: CheckpointConfig) -> tuple[str, SourceKind] | None:
     """The checkpoint this run starts from and why, or None for a fresh start."""
     last = os.path.join(cfg.save_dir, ckpt.LAST)

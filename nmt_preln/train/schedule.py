@@ -26,7 +26,6 @@ from typing import Any
 import torch
 
 from nmt_preln.config import ScheduleConfig, ScheduleName
-from nmt_preln.errors import UserError
 
 
 def warmup(update: int, *, peak_lr: float, warmup_updates: int, warmup_init_lr: float) -> float:
@@ -176,20 +175,6 @@ def cosine(
     return min_lr + (peak_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def validate_schedule(cfg: ScheduleConfig, *, max_update: int) -> None:
-    """Raise UserError for settings no schedule can use (called once, before training)."""
-    if cfg.warmup_updates < 0:
-        raise UserError(f"schedule.warmup_updates={cfg.warmup_updates} must be >= 0")
-    if cfg.name in (ScheduleName.linear, ScheduleName.cosine):
-        total = cfg.total_updates or max_update
-        if total <= cfg.warmup_updates:
-            raise UserError(
-                f"schedule={cfg.name.value} decays until schedule.total_updates (or max_update "
-                f"when it is 0), which must exceed schedule.warmup_updates={cfg.warmup_updates}; "
-                f"got {total}"
-            )
-
-
 def lr_at(
     cfg: ScheduleConfig,
     *,
@@ -254,14 +239,13 @@ class LRScheduler:
     """Sets every param group's learning rate before each optimizer step.
 
     Args:
-        cfg: the schedule settings (validated here).
+        cfg: the schedule settings, checked by ``cfg.validate(max_update=...)``.
         peak_lr: ``optim.lr``.
         max_update: ``train.max_update`` (the horizon of linear/cosine when
             ``cfg.total_updates`` is 0).
     """
 
     def __init__(self, cfg: ScheduleConfig, *, peak_lr: float, max_update: int) -> None:
-        validate_schedule(cfg, max_update=max_update)
         self.cfg = cfg
         self.peak_lr = peak_lr
         self.max_update = max_update

@@ -43,7 +43,6 @@ from nmt_preln.errors import UserError
 from nmt_preln.train import distributed
 from nmt_preln.train.batch_plan import batch_by_size, shard
 from nmt_preln.train.batching import iterate_batches
-from nmt_preln.train.config_checks import check_train_config
 from nmt_preln.train.intervals import after_update, is_log_update, limit_reached, stop_on_signals
 from nmt_preln.train.loss import label_smoothed_cross_entropy
 from nmt_preln.train.metrics import UpdateStats, layer_grad_norms
@@ -76,7 +75,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     Under ``torchrun`` every rank calls this with the same config; rank 0 logs and writes.
 
     Args:
-        cfg: the resolved training config (dataclasses, not a DictConfig).
+        cfg: the resolved training config (dataclasses, not a DictConfig), already checked
+            by ``cfg.validate()`` (nmt-train does it once, before anything else).
 
     Returns:
         Final metrics: ``epoch``, ``num_updates``, ``best_metric``, ``valid_loss``,
@@ -86,7 +86,6 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         UserError: bad settings or data, a diverged run, a lost rank.
         SystemExit: 143 or 130 after saving, when SIGTERM or SIGINT arrived.
     """
-    check_train_config(cfg)  # every setting, before any data is read
     device_type = resolve_device(cfg.hardware.device, option="hardware.device=cuda").type
     ctx = distributed.init_distributed(
         device_type=device_type, timeout_minutes=cfg.hardware.ddp_timeout_minutes

@@ -52,6 +52,38 @@ def test_every_group_option_composes(group: str, option: str) -> None:
 def test_every_experiment_composes(experiment: str) -> None:
     cfg, _ = compose_train_config([f"+experiment={experiment}", "data.path=d"])
     assert isinstance(cfg, TrainConfig)
+    cfg.validate()  # a shipped recipe passes nmt-train's own rules
+
+
+def test_the_mechanism_runs_differ_only_in_placement_and_warmup() -> None:
+    runs = {
+        name: dataclasses.asdict(
+            compose_train_config([f"+experiment=mechanism/{name}", "data.path=d"])[0]
+        )
+        for name in ("postln_nowarmup", "postln_warmup", "preln_nowarmup")
+    }
+    base = runs["postln_nowarmup"]
+    assert (base["arch"]["d_model"], base["arch"]["encoder_layers"], base["optim"]["lr"]) == (
+        512,
+        6,
+        1e-3,
+    )
+    for name, cfg in runs.items():
+        changed = {
+            (group, key)
+            for group, values in cfg.items()
+            if isinstance(values, dict)
+            for key, value in values.items()
+            if base[group][key] != value
+        } | {
+            key for key, value in cfg.items() if not isinstance(value, dict) and base[key] != value
+        }
+        expected = {
+            "postln_nowarmup": set(),
+            "postln_warmup": {("schedule", "warmup_updates")},
+            "preln_nowarmup": {("arch", "norm_position")},
+        }[name]
+        assert changed == expected, name
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,6 @@ from nmt_preln.analysis.grad_norm import (
     batch_gradient_norms,
     load_batches,
     measure,
-    parse_depths,
     read_rows,
     run_grad_norm,
     sample_norms,
@@ -160,13 +159,13 @@ def test_csv_round_trip(tmp_path: os.PathLike[str]) -> None:
 
 @pytest.mark.parametrize("text,expected", [("6,8, 10", [6, 8, 10]), ("", []), ("4,", [4])])
 def test_parse_depths(text: str, expected: list[int]) -> None:
-    assert parse_depths(text) == expected
+    assert GradNormConfig(data="d", depths=text).depth_list() == expected
 
 
 @pytest.mark.parametrize("text", ["6,x", "0", "-2"])
 def test_parse_depths_rejects(text: str) -> None:
     with pytest.raises(UserError, match="--depths"):
-        parse_depths(text)
+        GradNormConfig(data="d", depths=text).validate()
 
 
 def test_too_many_batches_is_a_user_error(tiny_data: str) -> None:

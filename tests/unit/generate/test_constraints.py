@@ -24,7 +24,6 @@ from nmt_preln.errors import UserError
 from nmt_preln.search.beam_search import Hypothesis, beam_search
 from nmt_preln.search.constraints import ConstraintTable
 from nmt_preln.search.ensemble import DecodingModel, EnsembleScorer
-from nmt_preln.search.search_rules import check_search_options
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 MODES = pytest.mark.parametrize("mode", ["ordered", "unordered"])
@@ -217,5 +216,5 @@ def test_arguments_and_options_are_checked() -> None:
         run([model], src, gen_cfg(beam=2, constraints="ordered"), [[[5]]])
     for bad in ({"constraints": "sorted"}, {"constraints": "ordered", "sampling": True}):
         with pytest.raises(UserError, match="--constraints"):
-            check_search_options(gen_cfg(**bad))
-    check_search_options(gen_cfg(constraints="unordered", prefix_size=2))
+            gen_cfg(**bad).validate()
+    gen_cfg(constraints="unordered", prefix_size=2).validate()

@@ -18,7 +18,6 @@ from nmt_preln.errors import UserError
 from nmt_preln.search.beam_search import Hypothesis, beam_search
 from nmt_preln.search.diverse_beam import diverse_candidates
 from nmt_preln.search.ensemble import EnsembleScorer
-from nmt_preln.search.search_rules import check_search_options
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -115,11 +114,11 @@ def test_candidates_interleave_the_groups() -> None:
 
 
 def test_beam_must_split_into_groups() -> None:
-    with pytest.raises(UserError, match="--beam 5 is not divisible by --diverse-beam-groups 2"):
-        check_search_options(gen_cfg(beam=5, diverse_beam_groups=2))
+    with pytest.raises(UserError, match="--beam 5 must be a multiple of --diverse-beam-groups 2"):
+        gen_cfg(beam=5, diverse_beam_groups=2).validate()
     for bad in ({"diverse_beam_groups": 0}, {"diverse_beam_groups": 2, "sampling": True}):
         with pytest.raises(UserError, match="--diverse-beam-groups"):
-            check_search_options(gen_cfg(beam=4, **bad))
+            gen_cfg(beam=4, **bad).validate()
     with pytest.raises(ValueError, match="divisible"):
         diverse_candidates(torch.zeros(1, 1, 5), torch.zeros(1, 1), beam=3, groups=2, strength=0)
-    check_search_options(gen_cfg(beam=4, diverse_beam_groups=2))
+    gen_cfg(beam=4, diverse_beam_groups=2).validate()

@@ -11,7 +11,6 @@ from nmt_preln.cli import generate as generate_cli
 from nmt_preln.config import GenerateConfig
 from nmt_preln.data.segmenter import post_process
 from nmt_preln.flags import build_parser, to_config
-from nmt_preln.generate.options import validate
 
 MISSING = "/nonexistent/data-bin"
 
@@ -108,4 +107,4 @@ def test_accepted_combinations_pass_validation() -> None:
         ["--post-process", "subword_nmt", "--remove-bpe", "@@ "],  # the same option twice
         ["--seed", str(2**64 - 1)],
     ):
-        validate(parse(*argv))
+        parse(*argv).validate()

@@ -12,21 +12,21 @@ import pytest
 from nmt_preln.cli import train as train_cli
 
 from nmt_preln.config import TrainConfig
+from nmt_preln.config.train import MAX_SEED
 from nmt_preln.errors import UserError
-from nmt_preln.train.config_checks import MAX_SEED, check_train_config
 
 MakeConfig = Callable[..., TrainConfig]
 
 
 @pytest.mark.parametrize("seed", [0, 1, MAX_SEED])
 def test_seeds_numpy_and_torch_take_pass(make_config: MakeConfig, seed: int) -> None:
-    check_train_config(make_config(seed=seed))
+    make_config(seed=seed).validate()
 
 
 @pytest.mark.parametrize("seed", [-1, MAX_SEED + 1, 99999999999999999999999])
 def test_seeds_out_of_range_name_seed(make_config: MakeConfig, seed: int) -> None:
     with pytest.raises(UserError, match=rf"^seed={seed} must be in \[0, {MAX_SEED}\]$"):
-        check_train_config(make_config(seed=seed))
+        make_config(seed=seed).validate()
 
 
 def test_a_huge_seed_through_nmt_train_is_one_line(data_dir: Path, tmp_path: Path) -> None:
@@ -70,5 +70,5 @@ def test_bad_settings_name_the_option(
     make_config: MakeConfig, overrides: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(UserError, match=message) as info:
-        check_train_config(make_config(**overrides))
+        make_config(**overrides).validate()
     assert "\n" not in str(info.value)

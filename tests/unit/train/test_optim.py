@@ -55,11 +55,11 @@ def test_hyperparameters_reach_the_optimizer() -> None:
 
 
 def test_bad_settings_raise_user_errors() -> None:
-    param = torch.nn.Parameter(torch.ones(3))
     with pytest.raises(UserError, match=r"optim.betas"):
-        build_optimizer([param], OptimConfig(betas=[0.9]), device="cpu")
+        OptimConfig(betas=[0.9]).validate()
     with pytest.raises(UserError, match=r"optim.lr"):
-        build_optimizer([param], OptimConfig(lr=0.0), device="cpu")
+        OptimConfig(lr=0.0).validate()
+    OptimConfig(name=Optimizer.sgd, betas=[]).validate()  # SGD has no betas
 
 
 def _params_with_grads(*grads: list[float]) -> list[torch.nn.Parameter]:

@@ -101,9 +101,10 @@ def test_linear_and_cosine_reach_min_lr_at_total_updates(name: ScheduleName) -> 
 
 def test_invalid_settings_raise_user_errors() -> None:
     with pytest.raises(UserError, match="total_updates"):
-        LRScheduler(_cfg(ScheduleName.cosine, warmup=10, total_updates=0), peak_lr=1, max_update=0)
+        _cfg(ScheduleName.cosine, warmup=10, total_updates=0).validate(max_update=0)
     with pytest.raises(UserError, match="warmup_updates"):
-        LRScheduler(_cfg(ScheduleName.constant, warmup=-1), peak_lr=1, max_update=0)
+        _cfg(ScheduleName.constant, warmup=-1).validate(max_update=0)
+    _cfg(ScheduleName.cosine, warmup=10, total_updates=0).validate(max_update=11)
 
 
 def _run(scheduler: LRScheduler, optimizer: torch.optim.Optimizer, updates: range) -> list[float]:

@@ -222,9 +222,9 @@ def test_validation_bleu_and_bad_options(make_config: MakeConfig) -> None:
     result = train(make_config(max_update=2, validate_bleu=True))
     assert 0.0 <= result["valid_bleu"] <= 100.0
     with pytest.raises(UserError, match="best_metric=bleu needs validate_bleu"):
-        train(make_config(checkpoint={"best_metric": "bleu"}))
+        make_config(checkpoint={"best_metric": "bleu"}).validate()
     with pytest.raises(UserError, match="update_freq"):
-        train(make_config(update_freq=0))
+        make_config(update_freq=0).validate()
 
 
 def test_layer_grad_norms_use_the_models_layer_names(make_config: MakeConfig) -> None:
