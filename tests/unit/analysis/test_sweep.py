@@ -148,7 +148,7 @@ def test_bad_override_fails_before_training(fake: FakeTrain, tmp_path: Path) -> 
 
 def test_bad_checkpoint_choice(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="--checkpoint"):
-        run_sweep(sweep_cfg(tmp_path, checkpoint="middle"), overrides=["data.path=d"])
+        sweep_cfg(tmp_path, checkpoint="middle").validate()
 
 
 @pytest.mark.slow

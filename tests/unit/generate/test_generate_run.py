@@ -117,8 +117,6 @@ def test_raw_file_in_fairseq_format(spm_toy: Path, tmp_path: Path) -> None:
     ("overrides", "message"),
     [
         ({"path": "missing.pt"}, "missing.pt does not exist"),
-        ({"nbest": 4}, "--nbest"),
-        ({"sampling_topk": 3}, "--sampling"),
         ({"input": "no/such/file"}, "--input no/such/file"),
         ({"gen_subset": "test7"}, "test7"),
     ],
@@ -127,6 +125,15 @@ def test_one_line_errors(spm_toy: Path, overrides: dict[str, object], message: s
     with pytest.raises(UserError, match=re.escape(message)) as info:
         run_toy(spm_toy, **overrides)
     assert "\n" not in str(info.value)
+
+
+def test_search_settings_are_checked_by_the_config() -> None:
+    for overrides, message in (
+        ({"nbest": 4, "beam": 2}, "--nbest"),
+        ({"sampling_topk": 3}, "--sampling"),
+    ):
+        with pytest.raises(UserError, match=message):
+            GenerateConfig(data="d", path="p", search=SearchConfig(**overrides)).validate()
 
 
 def test_corrupt_checkpoint(spm_toy: Path, tmp_path: Path) -> None:

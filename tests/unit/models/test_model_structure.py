@@ -119,7 +119,7 @@ def test_build_model_checks_that_shared_dictionaries_are_equal() -> None:
 )
 def test_bad_dimensions_are_user_errors(overrides: dict, option: str) -> None:
     with pytest.raises(UserError, match=option):
-        tiny_model(**overrides)
+        tiny_config(**overrides).validate()
 
 
 def test_embedding_init_std_and_zero_pad_row() -> None:

@@ -14,6 +14,7 @@ from nmt_preln.cli import train as train_cli
 from nmt_preln.config import TrainConfig
 from nmt_preln.config.train import MAX_SEED
 from nmt_preln.errors import UserError
+from nmt_preln.train.restore import check_restore_files
 
 MakeConfig = Callable[..., TrainConfig]
 
@@ -62,7 +63,6 @@ def test_a_huge_seed_through_nmt_train_is_one_line(data_dir: Path, tmp_path: Pat
             {"checkpoint": {"finetune_from_model": "a.pt", "reset_meters": True}},
             "drop checkpoint.reset_meters",
         ),
-        ({"checkpoint": {"finetune_from_model": "nowhere.pt"}}, "=nowhere.pt: no such file"),
         ({"stop_time_hours": -0.5}, "stop_time_hours=-0.5 must be >= 0"),
     ],
 )
@@ -72,3 +72,10 @@ def test_bad_settings_name_the_option(
     with pytest.raises(UserError, match=message) as info:
         make_config(**overrides).validate()
     assert "\n" not in str(info.value)
+
+
+def test_a_missing_finetune_file_is_named(make_config: MakeConfig) -> None:
+    cfg = make_config(checkpoint={"finetune_from_model": "nowhere.pt"})
+    cfg.validate()  # the settings are fine; the file is what is missing
+    with pytest.raises(UserError, match=r"=nowhere\.pt: no such file"):
+        check_restore_files(cfg.checkpoint)
