@@ -88,21 +88,21 @@ done
 "$B/python" "${BENCH[@]}" report "${csvs[@]}" "${compare[@]}" --png "$OUT/time_to_bleu.png" \
     | tee "$OUT/report.md"
 
-# The final preln_fast model, chosen on valid only: checkpoint_best.pt or the average of the last
-# 3 epoch checkpoints, each with beam 1 and beam 5; then the choice on test (after training,
-# outside the training time).
+# The final preln_fast model, chosen on valid only: checkpoint_best.pt, checkpoint_last.pt or the
+# average of the last 3 epoch checkpoints, each with beam 5 and length penalties 0.6, 1.0 and 1.4;
+# then the choice on test (after training, outside the training time).
 ckpt=$OUT/preln_fast.ckpt
 [ -f "$ckpt/average3.pt" ] || "$B/nmt-average" --inputs "$ckpt" --num-epoch-checkpoints 3 \
     --output "$ckpt/average3.pt"
-for model in checkpoint_best average3; do
-    for beam in 1 5; do
-        echo "valid $model beam $beam: $("$B/nmt-generate" "$WORK/bin" --path "$ckpt/$model.pt" \
-            --gen-subset valid --beam $beam --batch-size 128 --quiet 2>&1 | grep -o 'BLEU = [0-9.]*' | head -1)"
+for model in checkpoint_best checkpoint_last average3; do
+    for lenpen in 0.6 1.0 1.4; do
+        echo "valid $model beam 5 lenpen $lenpen: $("$B/nmt-generate" "$WORK/bin" --path "$ckpt/$model.pt" \
+            --gen-subset valid --beam 5 --lenpen $lenpen --batch-size 128 --quiet 2>&1 | grep -o 'BLEU = [0-9.]*' | head -1)"
     done
 done | tee "$OUT/final_valid.txt"
 best=$(sort -t= -k2 -g "$OUT/final_valid.txt" | tail -1)
 model=$(echo "$best" | cut -d' ' -f2)
-beam=$(echo "$best" | cut -d' ' -f4 | tr -d :)
+lenpen=$(echo "$best" | cut -d' ' -f6 | tr -d :)
 echo "chosen on valid: $best"
-"$B/nmt-generate" "$WORK/bin" --path "$ckpt/$model.pt" --gen-subset test --beam "$beam" \
+"$B/nmt-generate" "$WORK/bin" --path "$ckpt/$model.pt" --gen-subset test --beam 5 --lenpen "$lenpen" \
     --batch-size 128 --quiet 2>&1 | grep -i bleu | tee "$OUT/final_test.txt"
