@@ -31,6 +31,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -143,6 +144,20 @@ def fairseq_rows(log: Path, run: str) -> tuple[list[Row], float]:
     return rows, steps[-1][1] - startup - sum(pauses.values())
 
 
+# nmt-train's reasons to stop (its last line, ``done (REASON): ...``) that mean the run
+# finished what it planned, as opposed to a time budget (stop_time) or an interruption.
+FINISHED = ("max_update", "max_epoch", "patience")
+
+
+def stop_reason(stdout_log: Path, toolkit: str) -> str | None:
+    """Why nmt-train stopped (``max_update``, ``stop_time``, ...), from its ``done (...)``
+    line; None for fairseq or when the line is missing (killed, crashed)."""
+    if toolkit != "nmt" or not stdout_log.is_file():
+        return None
+    found = re.findall(r"\| done \((\w+)\): ", stdout_log.read_text(errors="replace"))
+    return found[-1] if found else None
+
+
 def load_average() -> float:
     """The machine's 1-minute load average."""
     return os.getloadavg()[0]
@@ -185,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
         "command": command,
         "exit_status": child.returncode,
         "stopped_by_budget": stopped,
+        "stop_reason": stop_reason(stdout_log, args.toolkit),
         "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
         "elapsed_s": round(time.time() - started, 1),
         "train_s": round(trained, 1),
@@ -228,10 +244,16 @@ def first_reaching(rows: list[Row], threshold: float) -> Row | None:
     )
 
 
-def bleu_at(rows: list[Row], minutes: float) -> float | None:
-    """Best BLEU of the validations within the first ``minutes`` of training; None if none
-    had run that long (the run ended before)."""
-    if not rows or max(r.train_s for r in rows) < minutes * 60 * 0.97:
+def bleu_at(rows: list[Row], minutes: float, *, finished: bool = False) -> float | None:
+    """Best BLEU of the validations within the first ``minutes`` of training.
+
+    None if the run stopped before that mark without finishing its plan (a time budget
+    or a crash): what it would have reached is unknown. A run that ``finished`` its plan
+    (max_update, max_epoch, patience) before the mark keeps its best BLEU after it.
+    """
+    if not rows:
+        return None
+    if not finished and max(r.train_s for r in rows) < minutes * 60 * 0.97:
         return None
     within = [r.valid_bleu for r in rows if r.train_s <= minutes * 60 * 1.03]
     return max(within) if within else None
@@ -260,9 +282,15 @@ def report_lines(
         for t in thresholds:
             hit = first_reaching(rows, t)
             cells.append(f"{hit.train_s / 60:.1f}" if hit else "-")
+        finished = meta.get(name, {}).get("stop_reason") in FINISHED
         for m in minutes:
-            b = bleu_at(rows, m)
-            cells.append(f"{b:.2f}" if b is not None else "not run")
+            b = bleu_at(rows, m, finished=finished)
+            if b is None:
+                cells.append("not run")
+            elif last.train_s < m * 60 * 0.97:  # finished its plan before this mark
+                cells.append(f"{b:.2f} (done at {last.train_s / 60:.1f})")
+            else:
+                cells.append(f"{b:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

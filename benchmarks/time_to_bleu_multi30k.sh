@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 11 in one command: Multi30k en->de, the time-to-BLEU runs one after the other (never two
-# timed runs at once on a small machine), the report, then test BLEU of the chosen preln_fast model.
+# timed runs at once on a small machine), the report, then test BLEU of each nmt-preln recipe's
+# final model, chosen on valid.
 #
 #     bash benchmarks/time_to_bleu_multi30k.sh WORK [RAW_DIR]
 #
@@ -88,21 +89,26 @@ done
 "$B/python" "${BENCH[@]}" report "${csvs[@]}" "${compare[@]}" --png "$OUT/time_to_bleu.png" \
     | tee "$OUT/report.md"
 
-# The final preln_fast model, chosen on valid only: checkpoint_best.pt, checkpoint_last.pt or the
-# average of the last 3 epoch checkpoints, each with beam 5 and length penalties 0.6, 1.0 and 1.4;
-# then the choice on test (after training, outside the training time).
-ckpt=$OUT/preln_fast.ckpt
-[ -f "$ckpt/average3.pt" ] || "$B/nmt-average" --inputs "$ckpt" --num-epoch-checkpoints 3 \
-    --output "$ckpt/average3.pt"
-for model in checkpoint_best checkpoint_last average3; do
-    for lenpen in 0.6 1.0 1.4; do
-        echo "valid $model beam 5 lenpen $lenpen: $("$B/nmt-generate" "$WORK/bin" --path "$ckpt/$model.pt" \
-            --gen-subset valid --beam 5 --lenpen $lenpen --batch-size 128 --quiet 2>&1 | grep -o 'BLEU = [0-9.]*' | head -1)"
-    done
-done | tee "$OUT/final_valid.txt"
-best=$(sort -t= -k2 -g "$OUT/final_valid.txt" | tail -1)
-model=$(echo "$best" | cut -d' ' -f2)
-lenpen=$(echo "$best" | cut -d' ' -f6 | tr -d :)
-echo "chosen on valid: $best"
-"$B/nmt-generate" "$WORK/bin" --path "$ckpt/$model.pt" --gen-subset test --beam 5 --lenpen "$lenpen" \
-    --batch-size 128 --quiet 2>&1 | grep -i bleu | tee "$OUT/final_test.txt"
+# The final model of each nmt-preln recipe, chosen on valid only: checkpoint_best.pt,
+# checkpoint_last.pt or the average of the last 3 epoch checkpoints, each with beam 5 and length
+# penalties 0.6, 1.0 and 1.4; then that choice on test (after training, outside the training time).
+final_model() {
+    local run=$1 ckpt=$OUT/$1.ckpt best model lenpen
+    [ -f "$ckpt/average3.pt" ] || "$B/nmt-average" --inputs "$ckpt" --num-epoch-checkpoints 3 \
+        --output "$ckpt/average3.pt"
+    for model in checkpoint_best checkpoint_last average3; do
+        for lenpen in 0.6 1.0 1.4; do
+            echo "valid $model beam 5 lenpen $lenpen: $("$B/nmt-generate" "$WORK/bin" --path "$ckpt/$model.pt" \
+                --gen-subset valid --beam 5 --lenpen $lenpen --batch-size 128 --quiet 2>&1 | grep -o 'BLEU = [0-9.]*' | head -1)"
+        done
+    done | tee "$OUT/$run.final_valid.txt"
+    best=$(sort -t= -k2 -g "$OUT/$run.final_valid.txt" | tail -1)
+    model=$(echo "$best" | cut -d' ' -f2)
+    lenpen=$(echo "$best" | cut -d' ' -f6 | tr -d :)
+    echo "$run, chosen on valid: $best"
+    "$B/nmt-generate" "$WORK/bin" --path "$ckpt/$model.pt" --gen-subset test --beam 5 --lenpen "$lenpen" \
+        --batch-size 128 --quiet 2>&1 | grep -i bleu | tee "$OUT/$run.final_test.txt"
+}
+for run in $RUNS; do
+    [ "$run" = fairseq ] || final_model "$run"
+done

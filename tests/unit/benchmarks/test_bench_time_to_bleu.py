@@ -49,6 +49,7 @@ def test_a_toy_run_gives_one_row_per_validation_from_train_log(
     assert times == sorted(times) and times[0] > 0
     meta = json.loads((tmp_path / "toy.json").read_text())
     assert meta["exit_status"] == 0 and meta["load_1min"]["max"] >= meta["load_1min"]["min"]
+    assert meta["stop_reason"] == "max_update"
     out = bench("report", str(tmp_path / "toy.csv"), "--png", str(tmp_path / "t.png")).stdout
     assert out.splitlines()[2].startswith("| toy |") and (tmp_path / "t.png").stat().st_size > 0
 
@@ -93,6 +94,31 @@ def test_report_gives_the_first_time_each_threshold_was_reached(tmp_path: Path) 
     assert table["fast"][10:] == ["25.00", "not run |"]  # the run ended after 4 minutes
     assert table["slow"][7:10] == ["6.0", "-", "-"] and table["slow"][10] == "5.00"
     assert "fast reached slow's best BLEU 24.00 in 2.0 min, slow in 10.0 min: 0.20x" in out
+
+
+@pytest.mark.parametrize(
+    ("reason", "cell"),
+    [("max_update", "30.00 (done at 4.0)"), ("stop_time", "not run"), (None, "not run")],
+)
+def test_a_run_that_finished_its_plan_keeps_its_bleu_at_later_marks(
+    tmp_path: Path, reason: str | None, cell: str
+) -> None:
+    # Finished after 4 minutes: its BLEU at 10 minutes is its final one. Stopped by a time
+    # budget (or killed) after 4 minutes: what it would have reached by 10 is unknown.
+    fast = write_rows(tmp_path / "fast.csv", "fast", [(60, 10), (120, 25), (240, 30)])
+    (tmp_path / "fast.json").write_text(json.dumps({"stop_reason": reason}))
+    out = bench("report", str(fast), "--thresholds", "20", "--minutes", "3,10").stdout
+    cells = out.splitlines()[2].strip("| ").split(" | ")
+    assert cells[-2:] == ["25.00", cell]
+
+
+def test_stop_reason_is_read_from_nmt_trains_last_done_line(tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    log.write_text("2026-12-07 23:13:23 | done (stop_time): epoch 010 | update 009600 | ...\n")
+    assert ttb.stop_reason(log, "nmt") == "stop_time"
+    assert ttb.stop_reason(log, "fairseq") is None
+    log.write_text("2026-12-07 23:13:13 | epoch 010 | update 009600 | loss 3.176\n")
+    assert ttb.stop_reason(log, "nmt") is None  # killed before it could say
 
 
 def test_bad_csv_and_missing_runs_are_one_line_errors(tmp_path: Path) -> None:
