@@ -244,16 +244,10 @@ def first_reaching(rows: list[Row], threshold: float) -> Row | None:
     )
 
 
-def bleu_at(rows: list[Row], minutes: float, *, finished: bool = False) -> float | None:
-    """Best BLEU of the validations within the first ``minutes`` of training.
-
-    None if the run stopped before that mark without finishing its plan (a time budget
-    or a crash): what it would have reached is unknown. A run that ``finished`` its plan
-    (max_update, max_epoch, patience) before the mark keeps its best BLEU after it.
-    """
-    if not rows:
-        return None
-    if not finished and max(r.train_s for r in rows) < minutes * 60 * 0.97:
+def bleu_at(rows: list[Row], minutes: float) -> float | None:
+    """Best BLEU of the validations within the first ``minutes`` of training; None if none
+    had run that long (the run ended before)."""
+    if not rows or max(r.train_s for r in rows) < minutes * 60 * 0.97:
         return None
     within = [r.valid_bleu for r in rows if r.train_s <= minutes * 60 * 1.03]
     return max(within) if within else None
@@ -282,15 +276,17 @@ def report_lines(
         for t in thresholds:
             hit = first_reaching(rows, t)
             cells.append(f"{hit.train_s / 60:.1f}" if hit else "-")
+        # A run that ended before a mark keeps its best BLEU there only if it finished its
+        # plan; after a time budget or a crash, what it would have reached is unknown.
         finished = meta.get(name, {}).get("stop_reason") in FINISHED
         for m in minutes:
-            b = bleu_at(rows, m, finished=finished)
-            if b is None:
-                cells.append("not run")
-            elif last.train_s < m * 60 * 0.97:  # finished its plan before this mark
-                cells.append(f"{b:.2f} (done at {last.train_s / 60:.1f})")
-            else:
+            b = bleu_at(rows, m)
+            if b is not None:
                 cells.append(f"{b:.2f}")
+            elif finished:
+                cells.append(f"{best.valid_bleu:.2f} (done at {last.train_s / 60:.1f})")
+            else:
+                cells.append("not run")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
