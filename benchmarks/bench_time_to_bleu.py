@@ -21,8 +21,10 @@ sacreBLEU's defaults (cased, 13a) against the references.
 
 With ``--budget-minutes`` the child gets SIGTERM once its training time passes the budget (the
 last row is then the last validation before it; nmt-train's own ``stop_time_hours`` validates at
-the limit instead). The machine's 1-minute load average is sampled during the run and written to
-``NAME.json`` beside the CSV; ``report`` prints it beside every run.
+the limit instead). A run stopped by hand (SIGINT or SIGTERM to ``run``) stops the trainer and
+still writes the rows it logged, with the signal in ``NAME.json``. The machine's 1-minute load
+average is sampled during the run and written to ``NAME.json`` beside the CSV; ``report`` prints
+it beside every run.
 """
 
 from __future__ import annotations
@@ -178,17 +180,31 @@ def run(args: argparse.Namespace) -> int:
     else:
         log, parse = stdout_log, fairseq_rows
     loads, started = [load_average()], time.time()
+    interrupted: list[signal.Signals] = []
     with open(stdout_log, "w", encoding="utf-8") as sink:
         child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+
+        def stop_child(signum: int, _frame: object) -> None:
+            # A probe stopped early (Ctrl-C, kill) still gets its CSV and JSON: the trainer is
+            # asked to stop, and the rows it logged are written below, as for a finished run.
+            interrupted.append(signal.Signals(signum))
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+        previous = {s: signal.signal(s, stop_child) for s in (signal.SIGINT, signal.SIGTERM)}
         stopped = False
-        while child.poll() is None:
-            time.sleep(args.poll_seconds)
-            loads.append(load_average())
-            if args.budget_minutes and not stopped and log.exists():
-                _, trained = parse(log, args.name)
-                if trained >= args.budget_minutes * 60:
-                    child.send_signal(signal.SIGTERM)
-                    stopped = True
+        try:
+            while child.poll() is None:
+                time.sleep(args.poll_seconds)
+                loads.append(load_average())
+                if args.budget_minutes and not stopped and log.exists():
+                    _, trained = parse(log, args.name)
+                    if trained >= args.budget_minutes * 60:
+                        child.send_signal(signal.SIGTERM)
+                        stopped = True
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
     rows, trained = parse(log, args.name) if log.exists() else ([], 0.0)
     with open(out / f"{args.name}.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -200,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
         "command": command,
         "exit_status": child.returncode,
         "stopped_by_budget": stopped,
+        "stopped_by_signal": interrupted[0].name if interrupted else None,
         "stop_reason": stop_reason(stdout_log, args.toolkit),
         "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
         "elapsed_s": round(time.time() - started, 1),
@@ -211,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
         f"{args.name}: {len(rows)} validations, {trained / 60:.1f} training minutes, "
         f"exit status {child.returncode}; {out / (args.name + '.csv')}"
     )
+    if interrupted:
+        return 128 + interrupted[0].value  # as a shell reports a process ended by that signal
     ok = child.returncode == 0 or (stopped and child.returncode is not None)
     return 0 if ok and rows else 1
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -119,6 +121,48 @@ def test_stop_reason_is_read_from_nmt_trains_last_done_line(tmp_path: Path) -> N
     assert ttb.stop_reason(log, "fairseq") is None
     log.write_text("2026-12-07 23:13:13 | epoch 010 | update 009600 | loss 3.176\n")
     assert ttb.stop_reason(log, "nmt") is None  # killed before it could say
+
+
+# Stands in for nmt-train: logs one validation, then trains until SIGTERM (exit status 0).
+FAKE_TRAINER = """
+import json, signal, sys, time
+from pathlib import Path
+save = Path(next(a.split("=", 1)[1] for a in sys.argv if a.startswith("checkpoint.save_dir=")))
+save.mkdir(parents=True)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+records = [
+    {"split": "train", "update": 1, "ntokens": 50, "wall": 1.0, "train_wall": 1.0},
+    {"split": "valid", "update": 1, "loss": 9.5, "bleu": 1.5, "train_wall": 1.0,
+     "valid_seconds": 0.5},
+]
+(save / "log.tmp").write_text("".join(json.dumps(r) + "\\n" for r in records))
+(save / "log.tmp").rename(save / "train_log.jsonl")  # whole, for the test to wait on
+end = time.monotonic() + 120  # never outlives a failed test for long
+while time.monotonic() < end:
+    time.sleep(0.05)
+"""
+
+
+def test_a_run_stopped_by_hand_stops_the_trainer_and_keeps_its_rows(tmp_path: Path) -> None:
+    trainer = tmp_path / "trainer.py"
+    trainer.write_text(FAKE_TRAINER)
+    out = tmp_path / "out"
+    args = ["run", "--name", "probe", "--out", str(out), "--poll-seconds", "0.1"]
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), *args, "--", sys.executable, str(trainer)],
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (out / "probe.ckpt" / "train_log.jsonl").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM, proc.communicate()[0]
+    with open(out / "probe.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["updates"], r["valid_bleu"]) for r in rows] == [("1", "1.5")]
+    meta = json.loads((out / "probe.json").read_text())
+    assert meta["stopped_by_signal"] == "SIGTERM" and meta["exit_status"] == 0
 
 
 def test_bad_csv_and_missing_runs_are_one_line_errors(tmp_path: Path) -> None:
